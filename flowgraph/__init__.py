@@ -1,0 +1,63 @@
+"""flowgraph: an asyncio dataflow-graph engine for ML inference pipelines, configured as a DAG in YAML.
+
+The public API is re-exported here by name; modules are implementation and may move.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    DependencyMissing,
+    FlowgraphError,
+    GraphFileError,
+    GraphStopped,
+    GraphValidationError,
+    Issue,
+    NodeFailure,
+    RegistryError,
+)
+from .graph import Graph, Run, run_event_loop
+from .load import LoadedGraph, load_graph, load_graph_text
+from .node import END, SKIP, NoParams, Node, NodeContext, Port, Source, WorkerIO, WorkerRule, sample_count, sample_of
+from .registry import all_node_types, node_type, resolve
+from .report import Report
+from .runtime import Failure
+from .spec import GraphSpec
+from .validate import CheckedGraph, validate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "END",
+    "SKIP",
+    "CheckedGraph",
+    "DependencyMissing",
+    "Failure",
+    "FlowgraphError",
+    "Graph",
+    "GraphFileError",
+    "GraphSpec",
+    "GraphStopped",
+    "GraphValidationError",
+    "Issue",
+    "LoadedGraph",
+    "NoParams",
+    "Node",
+    "NodeContext",
+    "NodeFailure",
+    "Port",
+    "RegistryError",
+    "Report",
+    "Run",
+    "Source",
+    "WorkerIO",
+    "WorkerRule",
+    "all_node_types",
+    "load_graph",
+    "load_graph_text",
+    "node_type",
+    "resolve",
+    "run_event_loop",
+    "sample_count",
+    "sample_of",
+    "validate",
+]

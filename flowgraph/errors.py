@@ -1,0 +1,92 @@
+"""Every error flowgraph raises on purpose, so callers can catch exactly what they mean.
+
+    FlowgraphError
+     ├── GraphFileError          the graph file cannot be read or parsed (YAML, unknown key, wrong type)
+     │    └── GraphValidationError  the graph parsed but breaks a rule (cycle, dangling port, workers...)
+     ├── RegistryError           a node type name that resolves to nothing
+     ├── NodeFailure             a node raised while running; names node, worker and sample
+     ├── GraphStopped            the run was stopped (Ctrl-C or Run.stop) before it finished
+     └── DependencyMissing       an optional extra is needed ("install flowgraph[gpu]")
+
+Invalid input maps to exit code 2 in the CLI; a failure while running maps to 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "DependencyMissing",
+    "FlowgraphError",
+    "GraphFileError",
+    "GraphStopped",
+    "GraphValidationError",
+    "Issue",
+    "NodeFailure",
+    "RegistryError",
+]
+
+
+class FlowgraphError(Exception):
+    """Base of every flowgraph error."""
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem found in a graph file: where it is, what is wrong, and what to change."""
+
+    file: str
+    line: int | None
+    node: str | None
+    message: str
+    fix: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        who = f" node '{self.node}':" if self.node else ""
+        fix = f"\n    fix: {self.fix}" if self.fix else ""
+        return f"{where}:{who} {self.message}{fix}"
+
+
+class GraphFileError(FlowgraphError):
+    """The graph file could not be turned into a spec. Carries one or more located issues."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+class GraphValidationError(GraphFileError):
+    """The spec is well-formed but breaks a graph rule; nothing has started."""
+
+
+class RegistryError(FlowgraphError):
+    """A node type name that matches no registered type and no importable 'module:Class'."""
+
+
+class DependencyMissing(FlowgraphError):
+    """An optional dependency is not installed; the message names the extra that provides it."""
+
+
+class NodeFailure(FlowgraphError):
+    """A node raised while processing; the graph was stopped.
+
+    The original exception is chained as ``__cause__``.
+    """
+
+    def __init__(self, node: str, worker: int, sample: object | None, error: BaseException) -> None:
+        self.node = node
+        self.worker = worker
+        self.sample = sample
+        self.error = error
+        on = f" on sample {sample}" if sample is not None else ""
+        super().__init__(f"node '{node}' (worker {worker}) failed{on}: {type(error).__name__}: {error}")
+
+
+class GraphStopped(FlowgraphError):
+    """The run was stopped before its sources were exhausted (Ctrl-C or ``Run.stop``)."""
+
+    def __init__(self, in_flight: dict[str, int]) -> None:
+        self.in_flight = in_flight
+        busy = ", ".join(f"{k}: {v}" for k, v in in_flight.items() if v) or "nothing"
+        super().__init__(f"run stopped; in flight at stop: {busy}")

@@ -1,0 +1,172 @@
+"""The embedding API: load a graph, start it, feed it, read results, stop it.
+
+    graph = Graph.from_yaml("graphs/hello.yaml", overrides={"scale": 3})
+    async with graph.start() as run:
+        run.feed(range(10))               # or: await run.submit(x) ... await run.close()
+        async for result in run.results():
+            ...
+    report = run.report
+
+``Graph.run_sync`` does all of that for a plain script and returns the ``Report``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .load import load_graph, load_graph_text
+from .report import Report
+from .runtime import Failure, Runtime
+from .validate import CheckedGraph, CheckedNode, validate
+
+__all__ = ["Graph", "Run", "run_event_loop"]
+
+
+class Graph:
+    """A validated graph, ready to start any number of times."""
+
+    def __init__(self, checked: CheckedGraph) -> None:
+        self.checked = checked
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None, *,
+                  scenario: str | None = None, check_environment: bool = True) -> Graph:
+        """Load and validate a graph file; raises ``GraphFileError`` / ``GraphValidationError``."""
+        return cls(validate(load_graph(path, overrides, scenario), check_environment=check_environment))
+
+    @classmethod
+    def from_text(cls, text: str, overrides: Mapping[str, Any] | None = None, *, file: str = "<graph>",
+                  scenario: str | None = None, check_environment: bool = True) -> Graph:
+        """Like ``from_yaml`` for YAML held in a string."""
+        return cls(validate(load_graph_text(text, file, overrides, scenario), check_environment=check_environment))
+
+    @property
+    def name(self) -> str:
+        return self.checked.name
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self.checked.loaded.spec.params
+
+    @property
+    def nodes(self) -> Mapping[str, CheckedNode]:
+        return self.checked.nodes
+
+    def start(self, *, results_capacity: int = 1024, cache_dir: Path | None = None,
+              announce: Callable[[str], None] = print,
+              on_failure: Iterable[Callable[[Failure], None]] = ()) -> Run:
+        """A new run of this graph, to be entered with ``async with``."""
+        runtime = Runtime(self.checked, results_capacity=results_capacity, cache_dir=cache_dir, announce=announce,
+                          on_failure=on_failure)
+        return Run(runtime)
+
+    async def run(self, items: Iterable[Any] | AsyncIterable[Any] | None = None, **start: Any) -> Report:
+        """Run to completion, feeding ``items`` to the graph's input node if given."""
+        async with self.start(**start) as run:
+            if items is not None:
+                run.feed(items)
+        return run.report
+
+    def run_sync(self, items: Iterable[Any] | None = None, **start: Any) -> Report:
+        """``run`` for code with no event loop; uses uvloop when it is installed."""
+        return run_event_loop(self.run(items, **start))
+
+
+class Run:
+    """One running graph. Leaving ``async with`` closes open inputs, waits for the end, and tears down;
+    leaving it with an exception stops the graph first."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.report: Report | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._feeders: list[asyncio.Task[None]] = []
+        self._collected: list[Any] = []
+
+    async def __aenter__(self) -> Run:
+        self._task = asyncio.create_task(self.runtime.run(), name=f"flowgraph:{self.runtime.graph.name}")
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if exc is not None:
+            self.stop(drain=False)
+            await asyncio.gather(self._task, *self._feeders, return_exceptions=True)  # type: ignore[arg-type]
+            return
+        for channel in self._open_feeds():
+            channel.close()
+        await self.wait()
+
+    async def submit(self, item: Any, node: str | None = None) -> None:
+        """Put one item into an input node, waiting while its queue is full."""
+        await self.runtime.feed_channel(node).put(item)
+
+    async def close(self, node: str | None = None) -> None:
+        """No more items for this input node: end of stream flows through the graph."""
+        self.runtime.feed_channel(node).close()
+
+    def feed(self, items: Iterable[Any] | AsyncIterable[Any], node: str | None = None) -> None:
+        """Submit every item of ``items`` in the background, then close the input."""
+        channel = self.runtime.feed_channel(node)
+
+        async def pump() -> None:
+            if isinstance(items, AsyncIterable):
+                async for item in items:
+                    await channel.put(item)
+            else:
+                for item in items:
+                    await channel.put(item)
+            channel.close()
+
+        self._feeders.append(asyncio.create_task(pump(), name="flowgraph:feed"))
+
+    async def results(self) -> AsyncIterator[Any]:
+        """Items delivered by the graph's collecting sinks, as they finish. Raises the run's error."""
+        async for item in self.runtime.results:
+            yield item
+
+    def stop(self, drain: bool = True) -> None:
+        """Stop early: ``drain`` lets in-flight items finish; otherwise everything is cancelled."""
+        for channel in self._open_feeds():
+            channel.close()
+        self.runtime.stop(drain)
+
+    async def wait(self) -> Report:
+        """Wait for the run to end; unread results land in ``report.results``. Raises ``NodeFailure``."""
+        assert self._task is not None, "use `async with graph.start() as run`"
+        try:
+            async for item in self.runtime.results:
+                self._collected.append(item)
+        except Exception:
+            pass  # the same error is raised by the runtime task below
+        feed_outcomes = await asyncio.gather(*self._feeders, return_exceptions=True)
+        await self._task
+        for outcome in feed_outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        self.report = Report.from_runtime(self.runtime, self._collected)
+        return self.report
+
+    def _open_feeds(self) -> list[Any]:
+        feeds = []
+        for node in self.runtime.nodes:
+            try:
+                channel = self.runtime.feed_channel(node)
+            except ValueError:
+                continue
+            if channel.producers > 0:
+                feeds.append(channel)
+        return feeds
+
+
+def run_event_loop(coro: Any) -> Any:
+    """Run a coroutine to completion on uvloop when installed, else on asyncio's default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)

@@ -1,0 +1,93 @@
+"""Per-node and per-edge counters collected while a graph runs.
+
+Cheap enough for the hot path: plain attribute increments and two ``perf_counter`` calls per item.
+Latencies are kept in a bounded reservoir so a long run cannot grow memory without bound.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+__all__ = ["EdgeMetrics", "NodeMetrics", "Reservoir", "percentile"]
+
+
+class Reservoir:
+    """A uniform sample of at most ``size`` values (Vitter's algorithm R): bounded memory, fair percentiles."""
+
+    __slots__ = ("_rng", "count", "size", "values")
+
+    def __init__(self, size: int = 50_000, seed: int = 0) -> None:
+        self.size = size
+        self.count = 0
+        self.values: list[float] = []
+        self._rng = random.Random(seed)
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        if len(self.values) < self.size:
+            self.values.append(value)
+        else:
+            slot = self._rng.randrange(self.count)
+            if slot < self.size:
+                self.values[slot] = value
+
+    def percentiles(self, *qs: float) -> dict[str, float]:
+        ordered = sorted(self.values)
+        return {f"p{q:g}": percentile(ordered, q) for q in qs}
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """The q-th percentile of sorted values by nearest rank (as MLPerf reports them); 0.0 when empty."""
+    if not ordered:
+        return 0.0
+    rank = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[rank]
+
+
+@dataclass(slots=True, eq=False)
+class NodeMetrics:
+    """What one node did: items in and out, where its workers' time went, and per-item latency."""
+
+    name: str
+    type: str
+    workers: int
+    items_in: int = 0
+    items_out: int = 0
+    samples_in: int = 0
+    samples_out: int = 0
+    failed: int = 0
+    busy_s: float = 0.0
+    """Worker-seconds inside the node's own code (summed over workers)."""
+    wait_in_s: float = 0.0
+    """Worker-seconds blocked on an empty input: upstream is the bottleneck."""
+    wait_out_s: float = 0.0
+    """Worker-seconds blocked on a full output: downstream is the bottleneck."""
+    started: float = 0.0
+    finished: float = 0.0
+    latency: Reservoir = field(default_factory=Reservoir)
+
+    def as_dict(self) -> dict[str, object]:
+        span = max(self.finished - self.started, 1e-9)
+        lat = self.latency.percentiles(50, 90, 99)
+        return {
+            "node": self.name, "type": self.type, "workers": self.workers,
+            "items_in": self.items_in, "items_out": self.items_out, "failed": self.failed,
+            "busy_s": round(self.busy_s, 6), "wait_in_s": round(self.wait_in_s, 6),
+            "wait_out_s": round(self.wait_out_s, 6),
+            "utilization": round(self.busy_s / (span * self.workers), 4) if self.finished else 0.0,
+            "items_per_s": round(self.items_out / span, 2) if self.finished else 0.0,
+            "latency_ms": {k: round(v * 1e3, 4) for k, v in lat.items()},
+        }
+
+
+@dataclass(slots=True, eq=False)
+class EdgeMetrics:
+    """One edge's queue: its capacity and the most items it ever held."""
+
+    label: str
+    capacity: int
+    high_water: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"edge": self.label, "capacity": self.capacity, "high_water": self.high_water}

@@ -1,0 +1,254 @@
+"""The contract between the engine and a node type.
+
+A node type is a subclass of ``Node`` that declares, as class attributes, everything the validator and
+``flowgraph nodes`` need without running it: its ports and their payload types, a pydantic ``Params``
+model, and a ``WorkerRule``. At run time the engine builds one instance per graph node, awaits
+``setup()``, runs ``workers`` copies of ``run()`` (or, for the common one-in-one-out case, calls
+``process()`` per item in its own fast loop), then awaits ``teardown()``.
+
+Nothing here imports the runtime: a node sees the engine only through ``WorkerIO``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from .runtime import Inbox, Outbox
+
+__all__ = [
+    "END",
+    "SKIP",
+    "NoParams",
+    "Node",
+    "NodeContext",
+    "Port",
+    "Source",
+    "WorkerIO",
+    "WorkerRule",
+    "sample_count",
+    "sample_of",
+]
+
+
+class _Marker:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+END: Any = _Marker("END")
+"""Returned by ``Inbox.get`` once every producer of that input has finished."""
+
+SKIP: Any = _Marker("SKIP")
+"""Returned by ``process`` to emit nothing for this item (it is then counted as consumed, not failed)."""
+
+
+class NoParams(BaseModel):
+    """Params model of a node type that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    """A typed port. ``type`` is any class; an edge is valid when the output's type is a subclass of the
+    input's (``object`` accepts anything).
+
+    ``partitioned`` (inputs only): each worker of the node gets its own queue and the producer picks one,
+    for schedulers that route work to a specific engine. ``multi`` (outputs only): the port may feed
+    several edges, each getting every item; other output ports feed exactly one edge.
+    """
+
+    type: type = object
+    required: bool = True
+    partitioned: bool = False
+    multi: bool = False
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRule:
+    """How many workers a node type may have.
+
+    ``fixed(1)``: batch merge, batch split and GPU schedule, whose order or global view needs one worker.
+    ``equals("engine_num")``: one worker per engine, so the count must equal that param of the node.
+    ``any()``: whatever the graph says (default 1).
+    """
+
+    kind: str
+    value: int | str = 1
+
+    @classmethod
+    def fixed(cls, n: int) -> WorkerRule:
+        return cls("fixed", n)
+
+    @classmethod
+    def equals(cls, param: str) -> WorkerRule:
+        return cls("equals", param)
+
+    @classmethod
+    def any(cls, default: int = 1) -> WorkerRule:
+        return cls("any", default)
+
+    def expected(self, params: BaseModel) -> int | None:
+        """The count this rule demands for these params, or None when any count goes."""
+        if self.kind == "fixed":
+            return int(self.value)
+        if self.kind == "equals":
+            return int(getattr(params, str(self.value)))
+        return None
+
+    def default(self, params: BaseModel) -> int:
+        expected = self.expected(params)
+        return expected if expected is not None else int(self.value)
+
+    def __str__(self) -> str:
+        if self.kind == "fixed":
+            return f"exactly {self.value}"
+        if self.kind == "equals":
+            return f"equals params.{self.value}"
+        return f"any (default {self.value})"
+
+
+@dataclass
+class NodeContext:
+    """What a node instance knows about its place in the graph, given before ``setup``."""
+
+    name: str
+    workers: int
+    graph_params: Mapping[str, Any] = field(default_factory=dict)
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "flowgraph")
+    shared: dict[str, Any] = field(default_factory=dict)
+    """Objects nodes of one graph share (e.g. engines a scheduler and its inference node both see)."""
+    announce: Callable[[str], None] = print
+    """Where a node says what slow thing it is doing (building a model, generating data)."""
+    offload: Callable[..., Awaitable[Any]] | None = None
+    """Runs a blocking call in this node's own thread pool (sized to its workers); set by the runtime."""
+
+
+class WorkerIO(Protocol):
+    """What a running worker sees of the engine."""
+
+    worker: int
+    inbox: Inbox
+    inputs: Mapping[str, Inbox]
+    out: Outbox
+
+    async def offload(self, fn: Callable[..., Any], /, *args: Any) -> Any:
+        """Run blocking ``fn(*args)`` in this node's thread pool, keeping the event loop free."""
+        ...
+
+    def fail(self, sample: object, error: BaseException) -> None:
+        """Report ``sample`` as failed under ``on_error: skip`` (raise instead to stop the graph)."""
+        ...
+
+    async def feed(self) -> AsyncIterator[Any]:
+        """Items the embedding program submits to this node (for external-input nodes)."""
+        ...
+
+    async def deliver(self, item: Any) -> None:
+        """Hand a finished item to the embedding program (for result-collecting sinks)."""
+        ...
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class Node(abc.ABC):
+    """Base of every node type. Subclasses set the class attributes and override ``process`` or ``run``."""
+
+    kind: ClassVar[str] = ""
+    """The registered name, set by ``registry.node_type``."""
+    Params: ClassVar[type[BaseModel]] = NoParams
+    inputs: ClassVar[Mapping[str, Port]] = {"in": Port()}
+    outputs: ClassVar[Mapping[str, Port]] = {"out": Port()}
+    worker_rule: ClassVar[WorkerRule] = WorkerRule.any()
+    external_input: ClassVar[bool] = False
+    """True for nodes fed by the embedding program (``Run.submit``) through ``WorkerIO.feed``."""
+
+    def __init__(self, params: BaseModel, context: NodeContext) -> None:
+        self.params = params
+        self.context = context
+
+    @classmethod
+    def check_environment(cls, params: BaseModel) -> str | None:
+        """Why this node cannot run on this machine (e.g. "no CUDA GPU"), or None. Checked by the validator
+        so a GPU graph on a CPU machine fails before anything starts, not with a CUDA traceback."""
+        return None
+
+    async def offload(self, fn: Callable[..., Any], /, *args: Any) -> Any:
+        """Run blocking ``fn(*args)`` in this node's threads (OpenCV, ONNX Runtime, GPU waits release the GIL)."""
+        if self.context.offload is None:
+            return fn(*args)
+        return await self.context.offload(fn, *args)
+
+    async def setup(self) -> None:
+        """Acquire what the workers share (sessions, engines, buffers). Runs once before any worker."""
+
+    async def teardown(self) -> None:
+        """Release what ``setup`` acquired. Runs once after all workers end, also after a failure."""
+
+    async def process(self, item: Any) -> Any:
+        """Turn one input item into one output item (or ``SKIP``). Default for one-in-one-out nodes."""
+        raise NotImplementedError(f"{type(self).__name__} must override process() or run()")
+
+    async def run(self, io: WorkerIO) -> None:
+        """One worker's whole life. Override for batching, routing, sources and multi-port nodes; the
+        default reads ``io.inbox`` and calls ``process`` per item (the engine runs a faster copy of it)."""
+        while (item := await io.inbox.get()) is not END:
+            result = await self.process(item)
+            if result is not SKIP:
+                await io.out.send(result)
+
+    def summary(self) -> Mapping[str, Any]:
+        """Figures this node contributes to the run's report (accuracy, core inference time...)."""
+        return {}
+
+    def expected_items(self) -> int | None:
+        """How many items a source will emit, when known: sizes the progress bar."""
+        return None
+
+
+class Source(Node):
+    """A node with no inputs that produces items from ``items()``; each worker gets its own share."""
+
+    inputs: ClassVar[Mapping[str, Port]] = {}
+
+    @abc.abstractmethod
+    def items(self, worker: int) -> AsyncIterator[Any]:
+        """The items this worker emits, in order."""
+
+    async def run(self, io: WorkerIO) -> None:
+        async for item in self.items(io.worker):
+            await io.out.send(item)
+
+
+def sample_of(item: Any) -> object | None:
+    """The sample id(s) an item carries, for error messages and failure records.
+
+    Convention, not a type: an attribute ``sample_id`` or ``sample_ids``, or a mapping key ``id``.
+    """
+    for attr in ("sample_id", "sample_ids"):
+        value = getattr(item, attr, None)
+        if value is not None:
+            return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
+    if isinstance(item, Mapping):
+        return item.get("id")
+    return None
+
+
+def sample_count(item: Any) -> int:
+    """How many samples an item stands for (a batch counts its samples)."""
+    ids = getattr(item, "sample_ids", None)
+    return len(ids) if ids is not None else 1

@@ -1,0 +1,81 @@
+"""Node types by name.
+
+Built-in and third-party node types announce themselves through the ``flowgraph.nodes`` entry-point
+group: each entry point names a module whose import registers its types with ``@node_type``. A graph may
+also name a class directly as ``package.module:Class``, for a user's own node without packaging.
+The engine core never imports a node module by name; it only loads entry points.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import TypeVar
+
+from .errors import RegistryError
+from .node import Node
+
+__all__ = ["ENTRY_POINT_GROUP", "all_node_types", "node_type", "resolve"]
+
+ENTRY_POINT_GROUP = "flowgraph.nodes"
+
+_types: dict[str, type[Node]] = {}
+_loaded = False
+
+N = TypeVar("N", bound=type[Node])
+
+
+def node_type(name: str) -> Callable[[N], N]:
+    """Class decorator: register a ``Node`` subclass under ``name``."""
+
+    def register(cls: N) -> N:
+        if not (isinstance(cls, type) and issubclass(cls, Node)):
+            raise TypeError(f"@node_type({name!r}) must decorate a Node subclass, not {cls!r}")
+        existing = _types.get(name)
+        if existing is not None and existing.__qualname__ != cls.__qualname__:
+            raise RegistryError(f"node type {name!r} is registered twice: {existing!r} and {cls!r}")
+        cls.kind = name
+        _types[name] = cls
+        return cls
+
+    return register
+
+
+def _load_entry_points() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        ep.load()
+
+
+def all_node_types() -> dict[str, type[Node]]:
+    """Every registered node type, by name (loads entry points on first use)."""
+    _load_entry_points()
+    return dict(sorted(_types.items()))
+
+
+def resolve(name: str) -> type[Node]:
+    """The node class for a registered name or a ``package.module:Class`` reference."""
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise RegistryError(f"cannot import {module_name!r} for node type {name!r}: {exc}") from exc
+        cls = getattr(module, attr, None)
+        if not (isinstance(cls, type) and issubclass(cls, Node)):
+            raise RegistryError(f"{name!r} is not a flowgraph Node subclass")
+        if not cls.kind:
+            cls.kind = name
+        return cls
+    _load_entry_points()
+    try:
+        return _types[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_types), n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise RegistryError(f"unknown node type {name!r}{hint}") from None

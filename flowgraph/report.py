@@ -1,0 +1,81 @@
+"""What a finished run tells: per-node metrics, edge high-water marks, sample accounting, failures.
+
+Every sample that entered the graph is accounted for: ``completed`` at a sink, ``failed`` (with the node
+and error), or ``dropped`` by a node that filtered it (``SKIP``). The table and JSON come from one dict.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from .runtime import Failure, Runtime
+
+__all__ = ["Report"]
+
+
+@dataclass
+class Report:
+    """The outcome of one run."""
+
+    graph: str
+    wall_s: float
+    nodes: list[dict[str, Any]]
+    edges: list[dict[str, Any]]
+    failures: list[Failure]
+    samples: dict[str, int]
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stopped: dict[str, int] | None = None
+    """In-flight counts per node at the moment of a stop; None when the run ended by itself."""
+    results: list[Any] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def from_runtime(cls, runtime: Runtime, results: list[Any]) -> Report:
+        metrics = runtime.metrics
+        entered = sum(m.samples_out for m, n in zip(metrics, runtime.nodes.values(), strict=True) if not n.inputs)
+        completed = sum(m.samples_in for m, n in zip(metrics, runtime.nodes.values(), strict=True) if not n.outputs)
+        failed = sum(f.samples for f in runtime.failures)
+        summaries = {name: dict(node.summary()) for name, node in runtime.nodes.items()}
+        return cls(
+            graph=runtime.graph.name,
+            wall_s=runtime.finished - runtime.started,
+            nodes=[m.as_dict() for m in metrics],
+            edges=[e.as_dict() for e in runtime.edges],
+            failures=list(runtime.failures),
+            samples={"entered": entered, "completed": completed, "failed": failed,
+                     "dropped": max(0, entered - completed - failed)},
+            summaries={k: v for k, v in summaries.items() if v},
+            stopped=runtime.stopped.in_flight if runtime.stopped else None,
+            results=results,
+        )
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and self.stopped is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "graph": self.graph, "wall_s": round(self.wall_s, 6), "samples": self.samples,
+            "nodes": self.nodes, "edges": self.edges, "summaries": self.summaries,
+            "failures": [asdict(f) for f in self.failures], "stopped": self.stopped,
+        }
+
+    def write_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+
+    def node_table(self) -> Table:
+        """Where the time went, per node: the first place to look when a pipeline is slow."""
+        table = Table(title=f"{self.graph}: {self.wall_s:.3f} s, samples {self.samples}")
+        for col in ("node", "type", "workers", "in", "out", "failed", "items/s", "busy %", "wait in s",
+                    "wait out s", "p50 ms", "p99 ms"):
+            table.add_column(col, justify="left" if col in ("node", "type") else "right")
+        for n in self.nodes:
+            lat = n["latency_ms"]
+            table.add_row(n["node"], n["type"], str(n["workers"]), str(n["items_in"]), str(n["items_out"]),
+                          str(n["failed"]), f"{n['items_per_s']:.1f}", f"{100 * n['utilization']:.0f}",
+                          f"{n['wait_in_s']:.3f}", f"{n['wait_out_s']:.3f}", f"{lat['p50']:.3f}", f"{lat['p99']:.3f}")
+        return table

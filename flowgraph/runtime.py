@@ -1,0 +1,451 @@
+"""Queues, worker tasks, end of stream and cancellation: the checked graph, running.
+
+Every worker of every node is a task in one ``asyncio.TaskGroup``. When the last worker of a node
+returns, the node's output channels are closed and end of stream flows downstream. When any worker
+raises, the error is wrapped in ``NodeFailure`` (node, worker, sample), every channel is failed so no
+put or get can stay blocked, the group cancels the rest, teardown runs, and that one exception surfaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .channel import Channel
+from .errors import GraphStopped, NodeFailure
+from .metrics import EdgeMetrics, NodeMetrics
+from .node import END, SKIP, Node, NodeContext, sample_count, sample_of
+from .validate import CheckedGraph, CheckedNode
+
+__all__ = ["Failure", "Inbox", "Outbox", "ResultStream", "Runtime"]
+
+_perf = time.perf_counter
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A sample that did not complete, and why (recorded under ``on_error: skip``)."""
+
+    node: str
+    worker: int
+    sample: object | None
+    error: str
+    samples: int = 1
+
+
+class Inbox:
+    """One worker's view of one input port; tracks the item in hand for error messages."""
+
+    __slots__ = ("_channel", "_m", "current", "partitioned", "sink")
+
+    def __init__(self, channel: Channel, metrics: NodeMetrics, sink: bool, partitioned: bool) -> None:
+        self._channel = channel
+        self._m = metrics
+        self.sink = sink
+        self.partitioned = partitioned
+        self.current: Any = None
+
+    async def get(self) -> Any:
+        """The next item, or ``END`` once every upstream producer has finished."""
+        channel = self._channel
+        self.current = None
+        item = channel.get_nowait()
+        if item is None:
+            t0 = _perf()
+            item = await channel.get()
+            self._m.wait_in_s += _perf() - t0
+        if item is END:
+            return END
+        self.current = item
+        m = self._m
+        m.items_in += 1
+        if self.sink:
+            m.samples_in += sample_count(item)
+        return item
+
+    async def get_within(self, seconds: float) -> Any:
+        """Like ``get`` but returns ``None`` if nothing arrives within ``seconds`` (for batching deadlines)."""
+        if len(self._channel) or self._channel.ended:
+            return await self.get()
+        try:
+            async with asyncio.timeout(seconds):
+                return await self.get()
+        except TimeoutError:
+            return None
+
+    def __len__(self) -> int:
+        return len(self._channel)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        while (item := await self.get()) is not END:
+            yield item
+
+
+class Outbox:
+    """One worker's output ports. ``send`` blocks while the downstream queue is full (backpressure)."""
+
+    __slots__ = ("_default", "_m", "_ports", "source")
+
+    def __init__(self, ports: dict[str, list[list[Channel]]], metrics: NodeMetrics, source: bool) -> None:
+        # ports[name] = one entry per edge; each entry is the target's channels (one per partition)
+        self._ports = ports
+        self._m = metrics
+        self.source = source
+        self._default = next(iter(ports)) if len(ports) == 1 else None
+
+    async def send(self, item: Any, port: str | None = None, partition: int | None = None) -> None:
+        """Put ``item`` on ``port`` (optional when the node has one output port)."""
+        name = port or self._default
+        if name is None:
+            raise ValueError(f"node has output ports {list(self._ports)}; send(item, port=...) must name one")
+        edges = self._ports[name]
+        m = self._m
+        for targets in edges:
+            channel = targets[0] if len(targets) == 1 else targets[
+                partition if partition is not None else _least_loaded(targets)]
+            if len(channel) >= channel.capacity:
+                t0 = _perf()
+                await channel.put(item)
+                m.wait_out_s += _perf() - t0
+            else:
+                await channel.put(item)
+        m.items_out += 1
+        if self.source:
+            m.samples_out += sample_count(item)
+
+    def loads(self, port: str | None = None) -> list[int]:
+        """Queued items per partition of the (first) edge on ``port``: a scheduler's view of engine load."""
+        name = port or self._default
+        if name is None:
+            raise ValueError("name the port")
+        return [len(c) for c in self._ports[name][0]]
+
+
+def _least_loaded(channels: list[Channel]) -> int:
+    best, best_len = 0, len(channels[0])
+    for i in range(1, len(channels)):
+        n = len(channels[i])
+        if n < best_len:
+            best, best_len = i, n
+    return best
+
+
+class ResultStream:
+    """Finished items on their way to the embedding program, bounded to ``capacity`` unread items."""
+
+    def __init__(self, capacity: int) -> None:
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()  # bounded by the semaphore, not maxsize,
+        self._slots = asyncio.Semaphore(capacity)          # so the end marker always fits
+        self._error: BaseException | None = None
+
+    async def put(self, item: Any) -> None:
+        await self._slots.acquire()
+        self._queue.put_nowait(item)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self._error = error
+        self._queue.put_nowait(END)
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        while True:
+            item = await self._queue.get()
+            if item is END:
+                self._queue.put_nowait(END)  # later readers end too
+                if self._error is not None:
+                    raise self._error
+                return
+            self._slots.release()
+            yield item
+
+
+@dataclass(eq=False)
+class _NodeRun:
+    spec: CheckedNode
+    node: Node
+    metrics: NodeMetrics
+    inputs: dict[str, list[Channel]] = field(default_factory=dict)
+    outputs: dict[str, list[list[Channel]]] = field(default_factory=dict)
+    remaining: int = 0
+    executor: ThreadPoolExecutor | None = None
+    feed: Channel | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    inboxes: list[Inbox] = field(default_factory=list)
+
+
+async def _offload(run: _NodeRun, fn: Callable[..., Any], /, *args: Any) -> Any:
+    if run.executor is None:
+        run.executor = ThreadPoolExecutor(run.spec.workers, thread_name_prefix=f"flowgraph-{run.spec.name}")
+    return await asyncio.get_running_loop().run_in_executor(run.executor, fn, *args)
+
+
+class _WorkerIO:
+    """The ``WorkerIO`` a node's ``run`` receives."""
+
+    __slots__ = ("_run", "_runtime", "inbox", "inputs", "out", "worker")
+
+    def __init__(self, runtime: Runtime, run: _NodeRun, worker: int) -> None:
+        self._runtime = runtime
+        self._run = run
+        self.worker = worker
+        sink = not run.outputs
+        self.inputs = {
+            port: Inbox(chs[worker] if run.spec.cls.inputs[port].partitioned else chs[0], run.metrics, sink,
+                        run.spec.cls.inputs[port].partitioned)
+            for port, chs in run.inputs.items()
+        }
+        run.inboxes.extend(self.inputs.values())
+        self.inbox = next(iter(self.inputs.values())) if len(self.inputs) == 1 else None  # type: ignore[assignment]
+        self.out = Outbox(run.outputs, run.metrics, source=not run.inputs)
+
+    async def offload(self, fn: Callable[..., Any], /, *args: Any) -> Any:
+        return await _offload(self._run, fn, *args)
+
+    def fail(self, sample: object, error: BaseException) -> None:
+        self._runtime._record_failure(self._run, self.worker, sample, error)
+
+    async def feed(self) -> AsyncIterator[Any]:
+        channel = self._run.feed
+        if channel is None:
+            raise RuntimeError(f"node '{self._run.spec.name}' is not an external input")
+        while (item := await channel.get()) is not END:
+            yield item
+
+    async def deliver(self, item: Any) -> None:
+        await self._runtime.results.put(item)
+
+
+class Runtime:
+    """One run of a checked graph. Build it, ``await run()``, then read ``metrics`` and ``failures``."""
+
+    def __init__(
+        self,
+        graph: CheckedGraph,
+        *,
+        results_capacity: int = 1024,
+        cache_dir: Path | None = None,
+        announce: Callable[[str], None] = print,
+        on_failure: Iterable[Callable[[Failure], None]] = (),
+    ) -> None:
+        self.graph = graph
+        self.results = ResultStream(results_capacity)
+        self.failures: list[Failure] = []
+        self.on_failure = list(on_failure)
+        self.shared: dict[str, Any] = {}
+        self.started = 0.0
+        self.finished = 0.0
+        self.stopped: GraphStopped | None = None
+        self._draining = False
+        self._runs: dict[str, _NodeRun] = {}
+        params = graph.loaded.spec.params
+        cache = cache_dir or Path.home() / ".cache" / "flowgraph"
+        for name in graph.topological_order():
+            spec = graph.nodes[name]
+            ctx = NodeContext(name, spec.workers, params, cache, self.shared, announce)
+            node = spec.cls(spec.params, ctx)
+            metrics = NodeMetrics(name, spec.cls.kind, spec.workers)
+            run = _NodeRun(spec, node, metrics, remaining=spec.workers)
+            ctx.offload = functools.partial(_offload, run)
+            if getattr(spec.cls, "external_input", False):
+                run.feed = Channel(results_capacity, producers=1, label=f"<submit> -> {name}")
+            self._runs[name] = run
+        self.edges: list[EdgeMetrics] = []
+        self._edge_channels: list[tuple[EdgeMetrics, list[Channel]]] = []
+        for name, run in self._runs.items():
+            for port_name, port in run.spec.cls.inputs.items():
+                feeding = [e for e in graph.edges if e.target == name and e.target_port == port_name]
+                if not feeding:
+                    continue
+                capacity = max(e.capacity for e in feeding)
+                label = f"{'+'.join(f'{e.source}.{e.source_port}' for e in feeding)} -> {name}.{port_name}"
+                parts = run.spec.workers if port.partitioned else 1
+                run.inputs[port_name] = [Channel(capacity, producers=len(feeding), label=label) for _ in range(parts)]
+                em = EdgeMetrics(label, capacity)
+                self.edges.append(em)
+                self._edge_channels.append((em, run.inputs[port_name]))
+        for edge in graph.edges:
+            self._runs[edge.source].outputs.setdefault(edge.source_port, []).append(
+                self._runs[edge.target].inputs[edge.target_port])
+
+    # --- public ---------------------------------------------------------------------------------------
+
+    @property
+    def nodes(self) -> dict[str, Node]:
+        return {name: run.node for name, run in self._runs.items()}
+
+    @property
+    def metrics(self) -> list[NodeMetrics]:
+        for em, channels in self._edge_channels:
+            em.high_water = max(c.high_water for c in channels)
+        return [run.metrics for run in self._runs.values()]
+
+    def feed_channel(self, node: str | None = None) -> Channel:
+        """The channel behind ``Run.submit`` for an external-input node (the only one when not named)."""
+        feeds = {name: run.feed for name, run in self._runs.items() if run.feed is not None}
+        if not feeds:
+            raise ValueError("this graph has no external input node (type 'input'); it reads its own source")
+        if node is None:
+            if len(feeds) > 1:
+                raise ValueError(f"the graph has several input nodes {list(feeds)}; name one")
+            node = next(iter(feeds))
+        channel = feeds.get(node)
+        if channel is None:
+            raise ValueError(f"node {node!r} is not an input node; input nodes: {list(feeds)}")
+        return channel
+
+    def in_flight(self) -> dict[str, int]:
+        """Items queued before each node plus items its workers hold right now."""
+        counts = {}
+        for name, run in self._runs.items():
+            queued = sum(len(c) for chs in run.inputs.values() for c in chs)
+            held = sum(1 for box in run.inboxes if box.current is not None)
+            counts[name] = queued + held
+        return counts
+
+    def stop(self, drain: bool = True) -> None:
+        """Stop the run. ``drain``: sources stop and what is in flight finishes; otherwise cancel everything."""
+        if self.stopped is None:
+            self.stopped = GraphStopped(self.in_flight())
+        self._draining = True
+        for run in self._runs.values():
+            if drain and run.inputs:
+                continue
+            if run.feed is not None:
+                run.feed.close() if run.feed.producers > 0 else None
+            for task in run.tasks:
+                task.cancel()
+
+    async def run(self) -> None:
+        """Set up every node, run all workers to end of stream, tear down; raise ``NodeFailure`` on error."""
+        self.started = _perf()
+        set_up: list[_NodeRun] = []
+        error: BaseException | None = None
+        try:
+            for run in self._runs.values():
+                try:
+                    await run.node.setup()
+                except Exception as exc:
+                    raise NodeFailure(run.spec.name, -1, None, exc) from exc
+                set_up.append(run)
+            async with asyncio.TaskGroup() as group:
+                for run in self._runs.values():
+                    run.metrics.started = _perf()
+                    for worker in range(run.spec.workers):
+                        run.tasks.append(group.create_task(self._worker(run, worker), name=f"{run.spec.name}[{worker}]"))
+        except BaseExceptionGroup as group_error:
+            error = _first_failure(group_error)
+        except BaseException as exc:
+            error = exc
+        finally:
+            self.finished = _perf()
+            for run in reversed(set_up):
+                try:
+                    await run.node.teardown()
+                except Exception as exc:  # a teardown error must not hide the run's own error
+                    error = error or NodeFailure(run.spec.name, -1, None, exc)
+            for run in self._runs.values():
+                if run.executor is not None:
+                    run.executor.shutdown(wait=True, cancel_futures=True)
+            self.results.finish(error if isinstance(error, Exception) else None)
+        if error is not None:
+            raise error
+
+    # --- internals ------------------------------------------------------------------------------------
+
+    async def _worker(self, run: _NodeRun, worker: int) -> None:
+        io = _WorkerIO(self, run, worker)
+        node = run.node
+        try:
+            if type(node).run is Node.run and io.inbox is not None:
+                await self._process_loop(run, io)
+            else:
+                await node.run(io)
+        except asyncio.CancelledError:
+            if not self._draining:
+                raise
+            # A drain cancels sources; ending them normally lets end of stream flow downstream.
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        except NodeFailure as exc:
+            self._fail_all(exc)
+            raise
+        except Exception as exc:
+            current = next((b.current for b in io.inputs.values() if b.current is not None), None)
+            failure = NodeFailure(run.spec.name, worker, sample_of(current) if current is not None else None, exc)
+            failure.__cause__ = exc
+            self._fail_all(failure)
+            raise failure from exc
+        finally:
+            run.metrics.finished = _perf()
+        run.remaining -= 1
+        if run.remaining == 0:
+            for edges in run.outputs.values():
+                for targets in edges:
+                    for channel in targets:
+                        channel.close()
+
+    async def _process_loop(self, run: _NodeRun, io: _WorkerIO) -> None:
+        """The default one-in-one-out loop, inlined for speed: about one attribute write per counter."""
+        inbox, out, m = io.inbox, io.out, run.metrics
+        process = run.node.process
+        skip_errors = run.spec.on_error == "skip"
+        latency = m.latency
+        emits = bool(run.outputs)
+        while (item := await inbox.get()) is not END:
+            t0 = _perf()
+            try:
+                result = await process(item)
+            except Exception as exc:
+                if not skip_errors:
+                    raise
+                self._record_failure(run, io.worker, item, exc, item_given=True)
+                continue
+            dt = _perf() - t0
+            m.busy_s += dt
+            latency.add(dt)
+            if emits and result is not SKIP:
+                await out.send(result)
+        inbox.current = None
+
+    def _record_failure(self, run: _NodeRun, worker: int, item: Any, error: BaseException,
+                        item_given: bool = False) -> None:
+        sample = sample_of(item) if item_given else item
+        count = sample_count(item) if item_given else (len(item) if isinstance(item, list) else 1)
+        failure = Failure(run.spec.name, worker, sample, f"{type(error).__name__}: {error}", count)
+        run.metrics.failed += count
+        self.failures.append(failure)
+        for hook in self.on_failure:
+            hook(failure)
+
+    def _fail_all(self, error: BaseException) -> None:
+        for run in self._runs.values():
+            for chs in run.inputs.values():
+                for channel in chs:
+                    channel.fail(error)
+            if run.feed is not None:
+                run.feed.fail(error)
+
+
+def _first_failure(group: BaseExceptionGroup) -> BaseException:
+    """The error to surface from a task group: the first NodeFailure, else the first error."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for exc in leaves:
+        if isinstance(exc, NodeFailure):
+            return exc
+    return leaves[0]

@@ -1,0 +1,259 @@
+"""Rules over a loaded graph, checked before anything runs.
+
+Each rule is a small function that returns the issues it finds; ``validate`` runs them in order and
+raises one ``GraphValidationError`` listing every issue, each with file:line, node and fix. Later rules
+only run once the earlier ones they rely on (types resolved, params parsed) have passed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+import networkx as nx
+from pydantic import BaseModel, ValidationError
+
+from .errors import GraphValidationError, Issue, RegistryError
+from .load import LoadedGraph, SourceMap
+from .node import Node
+from .registry import resolve
+
+__all__ = ["CheckedEdge", "CheckedGraph", "CheckedNode", "validate"]
+
+
+@dataclass(frozen=True)
+class CheckedNode:
+    """A node whose type resolved, params parsed and worker count agreed with its rule."""
+
+    name: str
+    cls: type[Node]
+    params: BaseModel
+    workers: int
+    on_error: str
+
+
+@dataclass(frozen=True)
+class CheckedEdge:
+    """An edge with both ports named explicitly."""
+
+    source: str
+    source_port: str
+    target: str
+    target_port: str
+    capacity: int
+
+
+@dataclass(frozen=True)
+class CheckedGraph:
+    """A graph that passed every rule: what ``runtime.build`` accepts."""
+
+    loaded: LoadedGraph
+    nodes: dict[str, CheckedNode]
+    edges: list[CheckedEdge]
+    digraph: nx.MultiDiGraph
+
+    @property
+    def name(self) -> str:
+        return self.loaded.spec.name or "graph"
+
+    def topological_order(self) -> list[str]:
+        return list(nx.topological_sort(self.digraph))
+
+
+def validate(loaded: LoadedGraph, *, check_environment: bool = True) -> CheckedGraph:
+    """Check every rule; return the checked graph or raise ``GraphValidationError`` listing all issues."""
+    src = loaded.source
+    classes, issues = _resolve_types(loaded, src)
+    if issues:
+        raise GraphValidationError(issues)
+    nodes, issues = _parse_params_and_workers(loaded, classes, src)
+    edges, edge_issues = _resolve_edges(loaded, classes, src)
+    issues += edge_issues
+    if not issues:
+        issues += _check_port_types(edges, classes, loaded, src)
+        issues += _check_connections(edges, classes, src)
+    graph = _digraph(loaded, edges)
+    issues += _check_cycles(graph, src)
+    if check_environment and not issues:
+        issues += _check_environment(nodes, src)
+    if issues:
+        raise GraphValidationError(issues)
+    return CheckedGraph(loaded, nodes, edges, graph)
+
+
+# --- rules ------------------------------------------------------------------------------------------
+
+
+def _resolve_types(loaded: LoadedGraph, src: SourceMap) -> tuple[dict[str, type[Node]], list[Issue]]:
+    classes: dict[str, type[Node]] = {}
+    issues = []
+    for name, node in loaded.spec.nodes.items():
+        try:
+            classes[name] = resolve(node.type)
+        except RegistryError as exc:
+            issues.append(src.issue(("nodes", name, "type"), str(exc), node=name,
+                                    fix="run `flowgraph nodes` to list the registered types"))
+    return classes, issues
+
+
+def _parse_params_and_workers(
+    loaded: LoadedGraph, classes: dict[str, type[Node]], src: SourceMap
+) -> tuple[dict[str, CheckedNode], list[Issue]]:
+    nodes: dict[str, CheckedNode] = {}
+    issues: list[Issue] = []
+    for name, node in loaded.spec.nodes.items():
+        cls = classes[name]
+        try:
+            params = cls.Params.model_validate(node.params)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                key = ".".join(str(p) for p in loc)
+                if err["type"] == "extra_forbidden":
+                    close = difflib.get_close_matches(str(loc[-1]), list(cls.Params.model_fields), n=2)
+                    fix = f"did you mean {' or '.join(close)}?" if close else (
+                        f"{node.type} takes: {', '.join(cls.Params.model_fields) or 'no params'}")
+                    issues.append(src.issue(("nodes", name, "params", *loc), f"unknown param {key!r}",
+                                            node=name, fix=fix))
+                elif err["type"] == "missing":
+                    issues.append(src.issue(("nodes", name), f"missing required param {key!r}", node=name,
+                                            fix=f"add params: {{{key}: ...}} (see `flowgraph nodes {node.type}`)"))
+                else:
+                    issues.append(src.issue(("nodes", name, "params", *loc),
+                                            f"param {key!r}: {err['msg']} (got {err.get('input')!r})", node=name))
+            continue
+        rule = cls.worker_rule
+        expected = rule.expected(params)
+        workers = node.workers if node.workers is not None else rule.default(params)
+        if expected is not None and workers != expected:
+            if rule.kind == "equals":
+                msg = f"workers is {workers} but {cls.kind} needs one worker per engine: {rule.value} is {expected}"
+                fix = f"set workers: {expected} (or remove 'workers'; it defaults to {rule.value})"
+            else:
+                msg = f"workers is {workers} but {cls.kind} runs with exactly {expected}"
+                fix = f"set workers: {expected} or remove 'workers'"
+            issues.append(src.issue(("nodes", name, "workers"), msg, node=name, fix=fix))
+            continue
+        nodes[name] = CheckedNode(name, cls, params, workers, node.on_error)
+    return nodes, issues
+
+
+def _pick_port(ports: dict[str, object], given: str | None, node: str, side: str, path: tuple, src: SourceMap,
+               issues: list[Issue]) -> str | None:
+    if given is not None:
+        if given in ports:
+            return given
+        close = difflib.get_close_matches(given, list(ports), n=2)
+        have = ", ".join(ports) or "none"
+        fix = f"did you mean {node}.{close[0]}?" if close else f"{side} ports of {node}: {have}"
+        issues.append(src.issue(path, f"{node} has no {side} port {given!r}", node=node, fix=fix))
+        return None
+    if len(ports) == 1:
+        return next(iter(ports))
+    if not ports:
+        issues.append(src.issue(path, f"{node} has no {side} ports", node=node,
+                                fix="a source has no inputs and a sink no outputs; check the edge's direction"))
+    else:
+        issues.append(src.issue(path, f"{node} has several {side} ports; say which", node=node,
+                                fix=f"write one of: {', '.join(f'{node}.{p}' for p in ports)}"))
+    return None
+
+
+def _resolve_edges(
+    loaded: LoadedGraph, classes: dict[str, type[Node]], src: SourceMap
+) -> tuple[list[CheckedEdge], list[Issue]]:
+    edges: list[CheckedEdge] = []
+    issues: list[Issue] = []
+    names = list(loaded.spec.nodes)
+    for i, edge in enumerate(loaded.spec.edges):
+        ends = []
+        for key, ref, side in (("from", edge.source, "output"), ("to", edge.target, "input")):
+            path = ("edges", i, key)
+            if ref.node not in classes:
+                close = difflib.get_close_matches(ref.node, names, n=2)
+                fix = f"did you mean {close[0]!r}?" if close else f"nodes in this graph: {', '.join(names)}"
+                issues.append(src.issue(path, f"edge {key} unknown node {ref.node!r}", fix=fix))
+                ends.append(None)
+                continue
+            cls = classes[ref.node]
+            ports = dict(cls.outputs if side == "output" else cls.inputs)
+            ends.append(_pick_port(ports, ref.port, ref.node, side, path, src, issues))
+        if None not in ends:
+            edges.append(CheckedEdge(edge.source.node, str(ends[0]), edge.target.node, str(ends[1]), edge.capacity))
+    return edges, issues
+
+
+def _edge_index(loaded: LoadedGraph, edge: CheckedEdge) -> int:
+    for i, spec_edge in enumerate(loaded.spec.edges):
+        if spec_edge.source.node == edge.source and spec_edge.target.node == edge.target:
+            return i
+    return -1
+
+
+def _check_port_types(edges: list[CheckedEdge], classes: dict[str, type[Node]], loaded: LoadedGraph,
+                      src: SourceMap) -> list[Issue]:
+    issues = []
+    for edge in edges:
+        produced = classes[edge.source].outputs[edge.source_port].type
+        accepted = classes[edge.target].inputs[edge.target_port].type
+        if accepted is object or produced is object or issubclass(produced, accepted):
+            continue
+        issues.append(src.issue(
+            ("edges", _edge_index(loaded, edge)),
+            f"type mismatch: {edge.source}.{edge.source_port} produces {produced.__name__} but "
+            f"{edge.target}.{edge.target_port} accepts {accepted.__name__}",
+            node=edge.target,
+            fix=f"put a node that turns {produced.__name__} into {accepted.__name__} between them",
+        ))
+    return issues
+
+
+def _check_connections(edges: list[CheckedEdge], classes: dict[str, type[Node]], src: SourceMap) -> list[Issue]:
+    issues = []
+    for name, cls in classes.items():
+        for port_name, port in cls.inputs.items():
+            feeding = [e for e in edges if e.target == name and e.target_port == port_name]
+            if port.required and not feeding:
+                issues.append(src.issue(("nodes", name), f"input port {name}.{port_name} is not connected",
+                                        node=name, fix=f"add an edge {{from: <node>, to: {name}.{port_name}}}"))
+        for port_name, port in cls.outputs.items():
+            fed = [e for e in edges if e.source == name and e.source_port == port_name]
+            if port.required and not fed:
+                issues.append(src.issue(("nodes", name), f"output port {name}.{port_name} is not connected "
+                                        "(its items would be lost)", node=name,
+                                        fix=f"add an edge {{from: {name}.{port_name}, to: <node>}}"))
+            if len(fed) > 1 and not port.multi:
+                issues.append(src.issue(("nodes", name), f"output port {name}.{port_name} feeds {len(fed)} edges",
+                                        node=name, fix="put a 'tee' node after it to send each item to every branch"))
+    return issues
+
+
+def _digraph(loaded: LoadedGraph, edges: list[CheckedEdge]) -> nx.MultiDiGraph:
+    graph = nx.MultiDiGraph()
+    for name, node in loaded.spec.nodes.items():
+        graph.add_node(name, type=node.type)
+    for edge in edges:
+        graph.add_edge(edge.source, edge.target, source_port=edge.source_port, target_port=edge.target_port,
+                       capacity=edge.capacity)
+    return graph
+
+
+def _check_cycles(graph: nx.MultiDiGraph, src: SourceMap) -> list[Issue]:
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return []
+    path = [edge[0] for edge in cycle] + [cycle[0][0]]
+    return [src.issue(("nodes", path[0]), f"cycle: {' -> '.join(path)}", node=path[0],
+                      fix="a flowgraph graph is a DAG; remove one of these edges")]
+
+
+def _check_environment(nodes: dict[str, CheckedNode], src: SourceMap) -> list[Issue]:
+    issues = []
+    for name, node in nodes.items():
+        problem = node.cls.check_environment(node.params)
+        if problem:
+            issues.append(src.issue(("nodes", name), problem, node=name))
+    return issues
+
+

@@ -1,0 +1,18 @@
+"""Node types shipped with flowgraph (installed as ``flowgraph.nodes``).
+
+Importing this package registers every built-in type; the engine finds it through the
+``flowgraph.nodes`` entry point and never imports it by name. Heavy libraries (numpy, OpenCV, ONNX
+Runtime, CuPy, torch, TensorRT) are imported inside the node that needs them, so listing node types
+or running a general-purpose graph needs none of them.
+"""
+
+from __future__ import annotations
+
+from . import grouping, sinks, sources, transform  # general purpose
+# ResNet50 pipeline: added below
+
+
+__all__ = [
+    "batching", "dataset", "grouping", "inference_node", "loadgen_sink", "postprocess", "preprocess", "schedule",
+    "sinks", "sources", "transfer", "transform",
+]
