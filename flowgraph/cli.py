@@ -28,7 +28,7 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # messages are greppable: never wrapped
 out = Console()
 
 
@@ -132,8 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     graph = _load(args, args.scenario)
     c = graph.checked
-    out.print(f"{args.graph}: ok — {len(c.nodes)} nodes, {len(c.edges)} edges: "
-              + " → ".join(c.topological_order()), highlight=False)
+    out.print(f"{args.graph}: ok — {len(c.nodes)} nodes, {len(c.edges)} edges: " + " → ".join(c.topological_order()),
+              highlight=False, soft_wrap=True)
     return EXIT_OK
 
 

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from flowgraph import Graph, NodeFailure
+
+F = "fixture_nodes"
+
+
+async def test_submit_close_and_read_results():
+    graph = Graph.from_yaml("graphs/hello_embedded.yaml")
+    async with graph.start() as run:
+        for i in range(5):
+            await run.submit(i)
+        await run.close()
+        got = [r async for r in run.results()]
+    assert sorted(got) == [-4, -3, -2, -1, 0]
+    assert run.report.samples["completed"] == 5
+
+
+async def test_feed_more_than_the_queues_hold_while_reading_results():
+    graph = Graph.from_yaml("graphs/hello_embedded.yaml")
+    async with graph.start(results_capacity=4) as run:
+        run.feed(range(1000))
+        total = 0
+        async for r in run.results():
+            total += r
+    assert total == -sum(range(1000))
+
+
+async def test_leaving_the_block_closes_input_and_keeps_unread_results():
+    graph = Graph.from_yaml("graphs/hello_embedded.yaml")
+    async with graph.start() as run:
+        await run.submit(7)
+    assert run.report.results == [-7]
+
+
+async def test_results_iterator_raises_the_node_failure():
+    graph = Graph.from_text(f"nodes:\n  i: {{type: input}}\n  f: {{type: '{F}:FailsOn', params: {{bad: 2}}}}\n"
+                            "  c: {type: collect}\nedges: [{from: i, to: f}, {from: f, to: c}]\n")
+    with pytest.raises(NodeFailure, match="node 'f'"):
+        async with graph.start() as run:
+            run.feed(range(10))
+            async for _ in run.results():
+                pass
+
+
+async def test_submit_does_not_hang_after_the_graph_failed():
+    graph = Graph.from_text(f"nodes:\n  i: {{type: input}}\n  f: {{type: '{F}:FailsOn', params: {{bad: 0}}}}\n"
+                            "  c: {type: collect}\nedges: [{from: i, to: f, capacity: 1}, {from: f, to: c}]\n")
+    with pytest.raises(NodeFailure):
+        async with graph.start(results_capacity=1) as run:
+            for i in range(100):
+                await asyncio.wait_for(run.submit(i), 2)
+
+
+def test_run_sync_returns_the_report():
+    report = Graph.from_yaml("graphs/hello.yaml", overrides={"count": 6}).run_sync()
+    assert sorted(report.results) == [1, 1, 2, 6, 24, 120]
+    assert report.ok
