@@ -15,7 +15,16 @@ from typing import Any
 
 from .node import END
 
-__all__ = ["Channel", "ChannelClosed"]
+__all__ = ["EMPTY", "Channel", "ChannelClosed"]
+
+
+class _Empty:
+    def __repr__(self) -> str:
+        return "EMPTY"
+
+
+EMPTY: Any = _Empty()
+"""Returned by ``get_nowait`` when no item is ready (``None`` is a valid item)."""
 
 
 class ChannelClosed(Exception):
@@ -52,7 +61,13 @@ class Channel:
         while len(self._items) >= self.capacity:
             if self._error is not None:
                 raise self._error
-            await self._wait(self._putters)
+            fut = asyncio.get_running_loop().create_future()
+            self._putters.append(fut)
+            try:
+                await fut
+            except BaseException:
+                self._abandon(fut, self._putters)
+                raise
         if self._error is not None:
             raise self._error
         if self.producers <= 0:
@@ -60,7 +75,20 @@ class Channel:
         self._items.append(item)
         if len(self._items) > self.high_water:
             self.high_water = len(self._items)
-        _wake_one(self._getters)
+        if self._getters:
+            _wake_one(self._getters)
+
+    def put_nowait(self, item: Any) -> bool:
+        """Append ``item`` if there is room and return True; False means use ``await put`` (full or failed)."""
+        items = self._items
+        if len(items) >= self.capacity or self._error is not None or self.producers <= 0:
+            return False
+        items.append(item)
+        if len(items) > self.high_water:
+            self.high_water = len(items)
+        if self._getters:
+            _wake_one(self._getters)
+        return True
 
     async def get(self) -> Any:
         """Take the oldest item, waiting while empty; ``END`` once every producer closed and it is empty."""
@@ -69,18 +97,28 @@ class Channel:
                 raise self._error
             if self.producers <= 0:
                 return END
-            await self._wait(self._getters)
+            fut = asyncio.get_running_loop().create_future()
+            self._getters.append(fut)
+            try:
+                await fut
+            except BaseException:
+                self._abandon(fut, self._getters)
+                raise
         item = self._items.popleft()
-        _wake_one(self._putters)
+        if self._putters:
+            _wake_one(self._putters)
         return item
 
     def get_nowait(self) -> Any:
-        """An item if one is ready, ``END`` at end of stream, else ``None``."""
+        """An item if one is ready, ``END`` at end of stream, else ``EMPTY``."""
         if self._items:
             item = self._items.popleft()
-            _wake_one(self._putters)
+            if self._putters:
+                _wake_one(self._putters)
             return item
-        return END if self.producers <= 0 else None
+        if self._error is not None:
+            raise self._error
+        return END if self.producers <= 0 else EMPTY
 
     def close(self) -> None:
         """One producer is done. When the last one closes, blocked readers see ``END``."""
@@ -95,24 +133,18 @@ class Channel:
         _wake_all(self._getters)
         _wake_all(self._putters)
 
-    async def _wait(self, waiters: deque[asyncio.Future[None]]) -> None:
-        fut = asyncio.get_running_loop().create_future()
-        waiters.append(fut)
+    def _abandon(self, fut: asyncio.Future[None], waiters: deque[asyncio.Future[None]]) -> None:
+        """A waiter was cancelled: forget it, and pass on a wake-up that may have been meant for it.
+        (The waits are written inline in put/get: a helper coroutine would add a frame to every hop.)"""
+        fut.cancel()
         try:
-            await fut
-        except BaseException:
-            fut.cancel()
-            try:
-                waiters.remove(fut)
-            except ValueError:
-                pass
-            # A wake-up meant for us must not be lost: pass it on.
-            if waiters is self._putters and len(self._items) < self.capacity:
-                _wake_one(self._putters)
-            elif waiters is self._getters and self._items:
-                _wake_one(self._getters)
-            raise
-
+            waiters.remove(fut)
+        except ValueError:
+            pass
+        if waiters is self._putters and len(self._items) < self.capacity:
+            _wake_one(self._putters)
+        elif waiters is self._getters and self._items:
+            _wake_one(self._getters)
 
 def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:
     while waiters:

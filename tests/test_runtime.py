@@ -148,10 +148,12 @@ def random_dags(draw):
     for j in range(1, n):
         parents = draw(st.sets(st.integers(0, j - 1), min_size=0, max_size=min(3, j)))
         g.add_edges_from((i, j) for i in parents)
-    for s in [v for v in g if g.in_degree(v) == 0]:  # a source feeds exactly one node, so add one if needed
-        outs = list(g.successors(s))
-        if len(outs) > 1:
-            g.remove_edges_from([(s, t) for t in outs[1:]])
+    while True:  # a source feeds exactly one node (trimming can make new sources, so repeat)
+        wide = [v for v in g if g.in_degree(v) == 0 and g.out_degree(v) > 1]
+        if not wide:
+            break
+        for s in wide:
+            g.remove_edges_from([(s, t) for t in list(g.successors(s))[1:]])
     sinks = [v for v in g if g.out_degree(v) == 0 and g.in_degree(v) > 0]
     if not sinks:
         return None
