@@ -30,6 +30,8 @@ SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 
 console = Console(stderr=True, soft_wrap=True)  # messages are greppable: never wrapped
 out = Console()
+if not out.is_terminal:  # piped into a file or CI log: don't squeeze tables into 80 columns
+    out = Console(width=180)
 
 
 def _graph_args(parser: argparse.ArgumentParser) -> None:
@@ -163,13 +165,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def print_report(report: Report) -> None:
+    from rich.table import Table
+
     out.print(report.node_table())
     for name, summary in report.summaries.items():
-        renderable = summary.get("__table__")
-        if renderable is not None:
-            out.print(renderable)
-        else:
-            out.print(f"[bold]{name}[/bold]: " + ", ".join(f"{k}={v}" for k, v in summary.items()), highlight=False)
+        table = Table(title=f"{name}", show_header=False)
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in summary.items():
+            table.add_row(key, f"{value:,}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value))
+        out.print(table)
 
 
 def install_interrupt(run: Run) -> None:
@@ -200,8 +205,9 @@ async def _run_with_progress(graph: Graph, quiet: bool) -> Report:
         install_interrupt(run)
         if quiet or not console.is_terminal:
             return await run.wait()
-        sources = [n for name, n in run.runtime.nodes.items() if not n.inputs]
-        sinks = [m for m, n in zip(run.runtime.metrics, run.runtime.nodes.values(), strict=True) if not n.outputs]
+        nodes, metrics = run.runtime.nodes, {m.name: m for m in run.runtime.metrics}
+        sources = [nodes[name] for name in run.runtime.sources()]
+        sinks = [metrics[name] for name in run.runtime.sinks()]
         expected = [s.expected_items() for s in sources]
         total = sum(e for e in expected if e is not None) if all(e is not None for e in expected) else None
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

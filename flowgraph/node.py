@@ -26,6 +26,7 @@ __all__ = [
     "END",
     "SKIP",
     "NoParams",
+    "SampleFailed",
     "Node",
     "NodeContext",
     "Port",
@@ -52,6 +53,19 @@ END: Any = _Marker("END")
 
 SKIP: Any = _Marker("SKIP")
 """Returned by ``process`` to emit nothing for this item (it is then counted as consumed, not failed)."""
+
+
+class SampleFailed(Exception):
+    """Raise from a node that handles several samples at once to say which one failed.
+
+    The engine reports ``sample`` (not the last item the worker took) and chains ``error``; under
+    ``on_error: skip`` a node may instead pass both to ``NodeContext.report_failure`` and go on.
+    """
+
+    def __init__(self, sample: object, error: BaseException) -> None:
+        super().__init__(f"sample {sample}: {type(error).__name__}: {error}")
+        self.sample = sample
+        self.error = error
 
 
 class NoParams(BaseModel):
@@ -135,6 +149,10 @@ class NodeContext:
     """Where a node says what slow thing it is doing (building a model, generating data)."""
     offload: Callable[..., Awaitable[Any]] | None = None
     """Runs a blocking call in this node's own thread pool (sized to its workers); set by the runtime."""
+    on_error: str = "fail"
+    """The node's error policy from the graph: 'fail' stops the graph, 'skip' records and goes on."""
+    report_failure: Callable[[object, BaseException], None] = lambda sample, error: None
+    """Records a failed sample (for nodes that handle errors themselves under ``on_error: skip``)."""
 
 
 class WorkerIO(Protocol):

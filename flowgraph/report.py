@@ -24,6 +24,7 @@ class Report:
 
     graph: str
     wall_s: float
+    """From the first worker's start to the last one's end (setup excluded)."""
     nodes: list[dict[str, Any]]
     edges: list[dict[str, Any]]
     failures: list[Failure]
@@ -32,18 +33,20 @@ class Report:
     stopped: dict[str, int] | None = None
     """In-flight counts per node at the moment of a stop; None when the run ended by itself."""
     results: list[Any] = field(default_factory=list, repr=False)
+    setup_s: float = 0.0
+    """Time in the nodes' setup (building models, generating data) before any item moved."""
 
     @classmethod
     def from_runtime(cls, runtime: Runtime, results: list[Any]) -> Report:
-        metrics = runtime.metrics
-        entered = sum(m.samples_out for m, n in zip(metrics, runtime.nodes.values(), strict=True) if not n.inputs)
-        completed = sum(m.samples_in for m, n in zip(metrics, runtime.nodes.values(), strict=True) if not n.outputs)
+        metrics = {m.name: m for m in runtime.metrics}
+        entered = sum(metrics[name].samples_out for name in runtime.sources())
+        completed = sum(metrics[name].samples_in for name in runtime.sinks())
         failed = sum(f.samples for f in runtime.failures)
         summaries = {name: dict(node.summary()) for name, node in runtime.nodes.items()}
         return cls(
             graph=runtime.graph.name,
             wall_s=runtime.finished - runtime.started,
-            nodes=[m.as_dict() for m in metrics],
+            nodes=[m.as_dict() for m in metrics.values()],
             edges=[e.as_dict() for e in runtime.edges],
             failures=list(runtime.failures),
             samples={"entered": entered, "completed": completed, "failed": failed,
@@ -51,6 +54,7 @@ class Report:
             summaries={k: v for k, v in summaries.items() if v},
             stopped=runtime.stopped.in_flight if runtime.stopped else None,
             results=results,
+            setup_s=runtime.setup_s,
         )
 
     @property
@@ -59,7 +63,8 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "graph": self.graph, "wall_s": round(self.wall_s, 6), "samples": self.samples,
+            "graph": self.graph, "wall_s": round(self.wall_s, 6), "setup_s": round(self.setup_s, 6),
+            "samples": self.samples,
             "nodes": self.nodes, "edges": self.edges, "summaries": self.summaries,
             "failures": [asdict(f) for f in self.failures], "stopped": self.stopped,
         }
@@ -69,7 +74,9 @@ class Report:
 
     def node_table(self) -> Table:
         """Where the time went, per node: the first place to look when a pipeline is slow."""
-        table = Table(title=f"{self.graph}: {self.wall_s:.3f} s, samples {self.samples}")
+        s = self.samples
+        table = Table(title=f"{self.graph}: {self.wall_s:.3f} s (+{self.setup_s:.2f} s setup); samples: "
+                            f"{s['entered']} entered, {s['completed']} completed, {s['failed']} failed, {s['dropped']} dropped")
         for col in ("node", "type", "workers", "in", "out", "failed", "items/s", "busy %", "wait in s",
                     "wait out s", "p50 ms", "p99 ms"):
             table.add_column(col, justify="left" if col in ("node", "type") else "right")

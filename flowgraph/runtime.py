@@ -20,7 +20,7 @@ from typing import Any
 from .channel import EMPTY, Channel
 from .errors import GraphStopped, NodeFailure
 from .metrics import EdgeMetrics, NodeMetrics
-from .node import END, SKIP, Node, NodeContext, sample_count, sample_of
+from .node import END, SKIP, Node, NodeContext, SampleFailed, sample_count, sample_of
 from .validate import CheckedGraph, CheckedNode
 
 __all__ = ["Failure", "Inbox", "Outbox", "ResultStream", "Runtime"]
@@ -78,6 +78,22 @@ class Inbox:
                 return await self.get()
         except TimeoutError:
             return None
+
+    def take_ready(self, limit: int) -> list[Any]:
+        """Up to ``limit`` items that are already queued, without waiting (for micro-batching)."""
+        taken: list[Any] = []
+        channel = self._channel
+        while len(taken) < limit:
+            item = channel.get_nowait()
+            if item is EMPTY or item is END:
+                break
+            taken.append(item)
+        if taken:
+            self.current = taken[-1]
+            self._m.items_in += len(taken)
+            if self.sink:
+                self._m.samples_in += sum(sample_count(i) for i in taken)
+        return taken
 
     def __len__(self) -> int:
         return len(self._channel)
@@ -244,6 +260,8 @@ class Runtime:
         self.on_failure = list(on_failure)
         self.shared: dict[str, Any] = {}
         self.started = 0.0
+        """perf_counter when the workers started (after every node's setup)."""
+        self.setup_s = 0.0
         self.finished = 0.0
         self.stopped: GraphStopped | None = None
         self._draining = False
@@ -257,6 +275,8 @@ class Runtime:
             metrics = NodeMetrics(name, spec.cls.kind, spec.workers)
             run = _NodeRun(spec, node, metrics, remaining=spec.workers)
             ctx.offload = functools.partial(_offload, run)
+            ctx.on_error = spec.on_error
+            ctx.report_failure = functools.partial(self._report_failure, run)
             if getattr(spec.cls, "external_input", False):
                 run.feed = Channel(results_capacity, producers=1, label=f"<submit> -> {name}")
             self._runs[name] = run
@@ -289,6 +309,14 @@ class Runtime:
         for em, channels in self._edge_channels:
             em.high_water = max(c.high_water for c in channels)
         return [run.metrics for run in self._runs.values()]
+
+    def sources(self) -> list[str]:
+        """Nodes that take no input edges: samples enter the graph there."""
+        return [name for name, run in self._runs.items() if not run.inputs]
+
+    def sinks(self) -> list[str]:
+        """Nodes whose outputs feed no edge: samples complete there."""
+        return [name for name, run in self._runs.items() if not run.outputs]
 
     def feed_channel(self, node: str | None = None) -> Channel:
         """The channel behind ``Run.submit`` for an external-input node (the only one when not named)."""
@@ -328,7 +356,7 @@ class Runtime:
 
     async def run(self) -> None:
         """Set up every node, run all workers to end of stream, tear down; raise ``NodeFailure`` on error."""
-        self.started = _perf()
+        t_setup = _perf()
         set_up: list[_NodeRun] = []
         error: BaseException | None = None
         try:
@@ -338,6 +366,8 @@ class Runtime:
                 except Exception as exc:
                     raise NodeFailure(run.spec.name, -1, None, exc) from exc
                 set_up.append(run)
+            self.started = _perf()
+            self.setup_s = self.started - t_setup
             async with asyncio.TaskGroup() as group:
                 for run in self._runs.values():
                     run.metrics.started = _perf()
@@ -349,6 +379,8 @@ class Runtime:
             error = exc
         finally:
             self.finished = _perf()
+            if not self.started:
+                self.started = self.finished
             for run in reversed(set_up):
                 try:
                     await run.node.teardown()
@@ -379,10 +411,13 @@ class Runtime:
         except NodeFailure as exc:
             self._fail_all(exc)
             raise
+        except SampleFailed as exc:
+            failure = NodeFailure(run.spec.name, worker, exc.sample, exc.error)
+            self._fail_all(failure)
+            raise failure from exc.error
         except Exception as exc:
             current = next((b.current for b in io.inputs.values() if b.current is not None), None)
             failure = NodeFailure(run.spec.name, worker, sample_of(current) if current is not None else None, exc)
-            failure.__cause__ = exc
             self._fail_all(failure)
             raise failure from exc
         finally:
@@ -440,6 +475,9 @@ class Runtime:
                 else:
                     await out.send(result)
         inbox.current = None
+
+    def _report_failure(self, run: _NodeRun, sample: object, error: BaseException) -> None:
+        self._record_failure(run, -1, sample, error)
 
     def _record_failure(self, run: _NodeRun, worker: int, item: Any, error: BaseException,
                         item_given: bool = False) -> None:

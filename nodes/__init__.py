@@ -9,10 +9,11 @@ or running a general-purpose graph needs none of them.
 from __future__ import annotations
 
 from . import grouping, sinks, sources, transform  # general purpose
-# ResNet50 pipeline: added below
+from . import batching, dataset, postprocess, preprocess, schedule, transfer  # ResNet50 pipeline
+from .inference import node as inference_node
 
 
 __all__ = [
-    "batching", "dataset", "grouping", "inference_node", "loadgen_sink", "postprocess", "preprocess", "schedule",
+    "batching", "dataset", "grouping", "inference_node", "postprocess", "preprocess", "schedule",
     "sinks", "sources", "transfer", "transform",
 ]

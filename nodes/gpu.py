@@ -1,0 +1,97 @@
+"""CUDA plumbing shared by GPU nodes: is there a GPU, pinned host buffers, CuPy streams, and handing
+GPU completion to asyncio without blocking or polling the event loop.
+
+Imported only by nodes configured for ``cuda``; nothing here runs on a CPU install.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+__all__ = ["HostToDevice", "cuda_problem", "stream_done"]
+
+
+def cuda_problem(what: str) -> str | None:
+    """Why ``what`` cannot run here, or None when CuPy sees a CUDA device."""
+    try:
+        import cupy
+    except ImportError:
+        return (f"{what} needs CuPy and a CUDA GPU: pip install 'flowgraph[gpu]' on a GPU machine "
+                "(or run the CPU graph, graphs/resnet50_offline.yaml)")
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError without a driver
+        return f"{what} needs a CUDA GPU, and none is usable here ({type(exc).__name__}); run the CPU graph instead"
+    if count == 0:
+        return f"{what} needs a CUDA GPU, and this machine has none; run the CPU graph instead"
+    return None
+
+
+def stream_done(stream: Any) -> asyncio.Future[None]:
+    """A future that completes when all work queued on ``stream`` so far has run.
+
+    CUDA calls the host function on its own thread once the stream reaches it; that thread hands the
+    result to the loop with ``call_soon_threadsafe``. No thread of ours blocks and the loop never polls
+    (FACTS.md: 69 µs median on uvloop, against 55 µs for a thread blocked in event.synchronize).
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def finish(_: object) -> None:
+        loop.call_soon_threadsafe(_resolve, future)
+
+    stream.launch_host_func(finish, None)
+    return future
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class HostToDevice:
+    """One copy worker: a CuPy stream and a ring of pinned host buffers reused across batches."""
+
+    def __init__(self, buffers: int) -> None:
+        import cupy
+
+        self.cupy = cupy
+        self.stream = cupy.cuda.Stream(non_blocking=True)
+        self.free: asyncio.Queue[Any] | None = None
+        self.count = buffers
+        self.pinned: list[Any] = []
+
+    def _pinned_like(self, array: Any) -> Any:
+        import numpy as np
+
+        mem = self.cupy.cuda.alloc_pinned_memory(array.nbytes)
+        return np.frombuffer(mem, array.dtype, array.size).reshape(array.shape)
+
+    async def copy(self, batch: Any) -> Any:
+        """Host ``batch`` → the same batch with ``array`` on the device, ``ready`` an event on the copy."""
+        cupy = self.cupy
+        if self.free is None:
+            self.free = asyncio.Queue()
+            for _ in range(self.count):
+                self.free.put_nowait(None)
+        host = await self.free.get()  # bounds copies in flight to the pool size
+        array = batch.array
+        if host is None or host.nbytes < array.nbytes:
+            host = self._pinned_like(array)
+        view = host.reshape(-1)[: array.size].reshape(array.shape)
+        view[...] = array
+        with self.stream:
+            device = cupy.empty(array.shape, array.dtype)
+            device.set(view, stream=self.stream)
+            event = cupy.cuda.Event(disable_timing=True)
+            event.record(self.stream)
+        await stream_done(self.stream)  # the pinned buffer may be reused once the copy has run
+        self.free.put_nowait(host)
+        batch.array = device
+        batch.device = "cuda"
+        batch.ready = event
+        return batch
+
+    def close(self) -> None:
+        self.stream.synchronize()

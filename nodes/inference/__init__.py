@@ -1,0 +1,1 @@
+"""Inference: the ``inference`` node and its backends (onnxruntime, torch, tensorrt), one file each."""

@@ -1,0 +1,137 @@
+"""The ``inference`` node: ``engine_num`` engines, one per worker, each fed its own queue by gpu_schedule.
+
+Why one worker per engine: an engine (a session, an execution context, a captured CUDA graph) runs one
+batch at a time, so its worker owns it; the validator enforces workers == engine_num. Core time (inside
+the backend) is tallied separately from the node's wall time so the report can tell the model's speed
+from the pipeline's.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flowgraph import Node, Port, WorkerIO, WorkerRule, node_type
+
+from ..payloads import Batch, Logits
+from .backend import Engine, load_backend
+
+__all__ = ["Inference", "InferenceStats", "resolve_model"]
+
+BUILTIN_PREFIX = "builtin:"
+
+
+class InferenceParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["onnxruntime", "torch", "tensorrt"] = Field("onnxruntime")
+    model: str = Field("builtin:resnet50", description="ONNX file, or builtin:resnet50 / builtin:resnet50-pruned")
+    engine_num: int = Field(1, ge=1, description="engines (and workers) of this node")
+    threads: int | None = Field(None, ge=1, description="onnxruntime: intra-op threads per engine (default cores/engines)")
+    output: str | None = Field(None, description="model output to read (default: the first [batch, classes] float)")
+    precision: Literal["fp32", "fp16", "bf16", "int8"] = Field("fp32", description="torch/tensorrt compute precision")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="where the engines run")
+    cuda_graphs: bool = Field(True, description="torch: capture a CUDA graph per batch size")
+    compile: bool = Field(False, description="torch: torch.compile the model first (slow start, faster run)")
+    batch_sizes: list[int] = Field(default_factory=list, description="torch/tensorrt: batch sizes to prepare ahead")
+    cache_dir: str | None = Field(None, description="engine / compile caches (default: <cache>/engines)")
+    calibration_cache: str | None = Field(None, description="tensorrt int8: calibration cache file")
+
+
+class InferenceStats:
+    """Figures the postprocess report reads: images, batches, core seconds, batch sizes."""
+
+    def __init__(self, engine_num: int) -> None:
+        self.images = 0
+        self.batches = 0
+        self.core_s = 0.0
+        self.max_batch = 0
+        self.engine_num = engine_num
+        self.precision = "fp32"
+        self.backend = ""
+        self.device_memory_peak: int | None = None
+
+
+def resolve_model(spec: str, cache_dir: Path, announce: Any) -> Path:
+    """A model path; ``builtin:resnet50[-pruned]`` is built once into the cache."""
+    if not spec.startswith(BUILTIN_PREFIX):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"model {path} not found (set model.path, or use builtin:resnet50)")
+        return path
+    from .resnet50_onnx import build_resnet50, builtin_model_path
+
+    name = spec[len(BUILTIN_PREFIX):]
+    variants = {"resnet50": "full", "resnet50-pruned": "pruned"}
+    if name not in variants:
+        raise ValueError(f"unknown built-in model {spec!r}; choose builtin:resnet50 or builtin:resnet50-pruned")
+    path = builtin_model_path(cache_dir, variants[name])
+    if not path.exists():
+        announce(f"building {spec} (random He-initialised weights, opset 17) into {path} (once) …")
+        t0 = time.perf_counter()
+        build_resnet50(path, variants[name])
+        announce(f"… done in {time.perf_counter() - t0:.1f} s")
+    return path
+
+
+@node_type("inference")
+class Inference(Node):
+    """``Batch`` → ``Logits`` on the engine the batch was routed to."""
+
+    Params = InferenceParams
+    params: InferenceParams
+    inputs: ClassVar = {"in": Port(Batch, partitioned=True, doc="one queue per engine")}
+    outputs: ClassVar = {"out": Port(Logits)}
+    worker_rule = WorkerRule.equals("engine_num")
+
+    def __init__(self, params: InferenceParams, context: Any) -> None:
+        super().__init__(params, context)
+        self.engines: list[Engine] = []
+        self.stats = InferenceStats(params.engine_num)
+        context.shared["inference"] = self.stats
+
+    @classmethod
+    def check_environment(cls, params: BaseModel) -> str | None:
+        assert isinstance(params, InferenceParams)
+        if params.device == "cuda" or params.backend in ("torch", "tensorrt") and params.device != "cpu":
+            from ..gpu import cuda_problem
+
+            return cuda_problem(f"inference backend {params.backend} on cuda")
+        if params.backend == "tensorrt":
+            return "the tensorrt backend runs on the GPU only: set device: cuda"
+        return None
+
+    async def setup(self) -> None:
+        model = await self.offload(resolve_model, self.params.model, self.context.cache_dir, self.context.announce) \
+            if self.params.model.startswith(BUILTIN_PREFIX) else resolve_model(self.params.model, self.context.cache_dir, None)
+        backend = load_backend(self.params.backend)
+        self.stats.backend = self.params.backend
+        for index in range(self.params.engine_num):
+            self.engines.append(await self.offload(backend.load, model, self.params, index, self.context))
+        self.stats.precision = self.engines[0].precision
+
+    async def run(self, io: WorkerIO) -> None:
+        engine = self.engines[io.worker]
+        stats = self.stats
+        async for batch in io.inbox:
+            t0 = time.perf_counter()
+            scores = await engine.infer(batch)
+            stats.core_s += time.perf_counter() - t0
+            n = len(batch.sample_ids)
+            stats.images += n
+            stats.batches += 1
+            stats.max_batch = max(stats.max_batch, n)
+            if batch.release is not None:
+                batch.release()
+            await io.out.send(Logits(batch.sample_ids, batch.labels, scores, batch.t_starts))
+
+    async def teardown(self) -> None:
+        for engine in self.engines:
+            peak = getattr(engine, "device_memory_peak", None)
+            if peak:
+                self.stats.device_memory_peak = max(self.stats.device_memory_peak or 0, peak())
+            engine.close()
+        self.engines.clear()

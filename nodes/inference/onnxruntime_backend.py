@@ -1,0 +1,71 @@
+"""ONNX Runtime on the CPU: the embedded default backend.
+
+One ``InferenceSession`` per engine. ``session.run`` releases the GIL, so it runs in the node's threads
+and engines overlap. Input name, shape and layout are read from the model: any ONNX classifier with one
+image input works, NCHW or NHWC, fixed or dynamic batch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flowgraph import DependencyMissing
+
+__all__ = ["OrtEngine", "load"]
+
+
+class OrtEngine:
+    """One ONNX Runtime session."""
+
+    def __init__(self, model: Path, threads: int, output: str | None, offload: Any, name: str) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise DependencyMissing("the onnxruntime backend needs onnxruntime: pip install 'flowgraph[cpu]'") from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self.name = name
+        self.precision = "fp32"
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        shape = model_input.shape
+        self.layout = "NHWC" if len(shape) == 4 and shape[3] == 3 else "NCHW"
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+        self.output_name = output or _pick_output(self.session)
+        self._offload = offload
+
+    def _run(self, array: Any) -> Any:
+        import numpy as np
+
+        if array.dtype != np.float32:
+            raise TypeError(f"the model takes float32 input but the batch is {array.dtype}: use preprocess "
+                            "variant 'mlperf' or 'torchvision' with the onnxruntime backend")
+        if (array.shape[1] == 3) != (self.layout == "NCHW"):  # batch layout differs from the model's
+            array = np.ascontiguousarray(array.transpose(0, 2, 3, 1) if self.layout == "NHWC" else array.transpose(0, 3, 1, 2))
+        if self.fixed_batch is not None and array.shape[0] != self.fixed_batch:
+            raise ValueError(f"the model has a fixed batch size of {self.fixed_batch} but got {array.shape[0]}: "
+                             f"set batch_merge max_batch to {self.fixed_batch} or export the model with a dynamic batch")
+        return self.session.run([self.output_name], {self.input_name: array})[0]
+
+    async def infer(self, batch: Any) -> Any:
+        return await self._offload(self._run, batch.array)
+
+    def close(self) -> None:
+        del self.session
+
+
+def _pick_output(session: Any) -> str:
+    for out in session.get_outputs():
+        if len(out.shape) == 2 and "float" in out.type:
+            return out.name
+    raise ValueError("the model has no [batch, classes] float output; name one with the 'output' param")
+
+
+def load(model: Path, params: Any, engine_index: int, context: Any) -> OrtEngine:
+    threads = params.threads or max(1, (os.cpu_count() or 1) // params.engine_num)
+    return OrtEngine(model, threads, params.output, context.offload, f"ort[{engine_index}]")

@@ -1,0 +1,88 @@
+"""What flows between the ResNet50 pipeline's nodes. Slotted dataclasses: they are created per sample.
+
+Port types are these classes, so the validator catches an edge from ``preprocess`` straight into
+``inference`` (``Image`` is not a ``Batch``) before anything runs. Every payload names its sample(s)
+(``sample_id`` / ``sample_ids``), which is how errors and failure records point at the culprit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Batch", "Image", "Logits", "Prediction", "Sample", "Scores"]
+
+
+@dataclass(slots=True)
+class Sample:
+    """One dataset entry before decoding: where the JPEG is and its label (-1 when unknown)."""
+
+    sample_id: int
+    path: Path | None
+    label: int
+    data: bytes | None = None
+    t_start: float = 0.0
+    """perf_counter when the sample entered the graph: the start of its end-to-end latency."""
+
+
+@dataclass(slots=True)
+class Image:
+    """One preprocessed image: float32 CHW/HWC (mean-subtracted) or uint8 HWC for device-side normalizing."""
+
+    sample_id: int
+    label: int
+    array: Any
+    t_start: float = 0.0
+
+
+@dataclass(slots=True)
+class Batch:
+    """Images stacked along axis 0. ``array`` lives on the host (numpy) or the device (CuPy/torch)."""
+
+    sample_ids: list[int]
+    labels: list[int]
+    array: Any
+    t_starts: list[float] = field(default_factory=list)
+    device: str = "cpu"
+    engine: int | None = None
+    """The inference engine a scheduler routed this batch to."""
+    ready: Any = None
+    """A device event the consumer must wait on before reading ``array`` (set by memory_copy)."""
+    release: Any = None
+    """Called once the consumer is done with ``array``: gives a pooled buffer back."""
+
+
+@dataclass(slots=True)
+class Logits:
+    """The model's output for a batch: ``scores`` is a host array [N, classes]."""
+
+    sample_ids: list[int]
+    labels: list[int]
+    scores: Any
+    t_starts: list[float] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Scores:
+    """One sample's row of class scores."""
+
+    sample_id: int
+    label: int
+    scores: Any
+    t_start: float = 0.0
+
+
+@dataclass(slots=True)
+class Prediction:
+    """One sample's answer: top-1 and top-5 classes (label offset applied) and whether they hit."""
+
+    sample_id: int
+    label: int
+    top1: int
+    top5: tuple[int, ...]
+    latency_s: float = 0.0
+
+    @property
+    def correct(self) -> bool:
+        return self.top1 == self.label

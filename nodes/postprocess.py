@@ -1,0 +1,101 @@
+"""``postprocess``: per-sample top-1 / top-5, the accuracy tally, and the run's FlagPerf-style figures.
+
+``label_offset`` is added to the model's class index before comparing with the label: MLPerf's
+resnet50_v1.onnx has 1001 outputs with class 0 = background, so it needs -1; our built-in model has 1000.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flowgraph import Node, Port, WorkerRule, node_type
+from flowgraph.metrics import Reservoir
+
+from .payloads import Prediction, Scores
+
+__all__ = ["Postprocess", "top_k"]
+
+
+class PostprocessParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label_offset: int = Field(0, description="added to the predicted class (MLPerf's resnet50_v1.onnx: -1)")
+    top_k: int = Field(5, ge=1, description="classes kept per sample")
+
+
+def top_k(scores: Any, k: int) -> list[int]:
+    """Indices of the ``k`` highest scores, best first."""
+    import numpy as np
+
+    k = min(k, scores.shape[-1])
+    part = np.argpartition(scores, -k)[-k:]
+    return [int(i) for i in part[np.argsort(scores[part])[::-1]]]
+
+
+@node_type("postprocess")
+class Postprocess(Node):
+    """``Scores`` → ``Prediction``; counts hits. Its output is optional: unconnected, it is the sink."""
+
+    Params = PostprocessParams
+    params: PostprocessParams
+    inputs: ClassVar = {"in": Port(Scores)}
+    outputs: ClassVar = {"out": Port(Prediction, required=False)}
+    worker_rule = WorkerRule.any()
+
+    def __init__(self, params: PostprocessParams, context: Any) -> None:
+        super().__init__(params, context)
+        self.counted = 0
+        self.top1_hits = 0
+        self.top5_hits = 0
+        self.first_start = float("inf")
+        self.last_done = 0.0
+        self.latency = Reservoir()
+
+    async def process(self, item: Scores) -> Prediction:
+        offset = self.params.label_offset
+        best = [c + offset for c in top_k(item.scores, self.params.top_k)]
+        now = time.perf_counter()
+        latency = now - item.t_start if item.t_start else 0.0
+        if item.t_start:
+            self.first_start = min(self.first_start, item.t_start)
+            self.latency.add(latency)
+        self.last_done = now
+        if item.label >= 0:
+            self.counted += 1
+            self.top1_hits += best[0] == item.label
+            self.top5_hits += item.label in best
+        return Prediction(item.sample_id, item.label, best[0], tuple(best), latency)
+
+    def summary(self) -> dict[str, Any]:
+        stats = self.context.shared.get("inference")
+        images = stats.images if stats else self.counted
+        e2e = self.last_done - self.first_start if self.last_done and self.first_start != float("inf") else 0.0
+        lat = self.latency.percentiles(50, 90, 99)
+        rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        out: dict[str, Any] = {
+            "precision": stats.precision if stats else "?",
+            "backend": stats.backend if stats else "?",
+            "batch_size": stats.max_batch if stats else 0,
+            "engines": stats.engine_num if stats else 0,
+            "images": images,
+            "e2e_time_s": round(e2e, 4),
+            "p_infer_whole": round(images / e2e, 2) if e2e else 0.0,
+            # core: images over the time the engines spent inside the backend, per engine
+            "p_infer_core": round(images / (stats.core_s / stats.engine_num), 2) if stats and stats.core_s else 0.0,
+            "latency_ms_p50": round(lat["p50"] * 1e3, 3),
+            "latency_ms_p90": round(lat["p90"] * 1e3, 3),
+            "latency_ms_p99": round(lat["p99"] * 1e3, 3),
+            "host_peak_memory_mb": round(rss_kb / (1024 if sys.platform != "darwin" else 1024 * 1024), 1),
+        }
+        if stats and stats.device_memory_peak:
+            out["device_peak_memory_mb"] = round(stats.device_memory_peak / 2**20, 1)
+        if self.counted:
+            out["top1"] = round(self.top1_hits / self.counted, 5)
+            out["top5"] = round(self.top5_hits / self.counted, 5)
+            out["labelled"] = self.counted
+        return out
