@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .channel import ChannelClosed
 from .load import load_graph, load_graph_text
 from .report import Report
 from .runtime import Failure, Runtime
@@ -85,6 +86,7 @@ class Run:
         self.report: Report | None = None
         self._task: asyncio.Task[None] | None = None
         self._feeders: list[asyncio.Task[None]] = []
+        self._fed: set[int] = set()  # ids of input channels a feeder owns (and closes itself)
         self._collected: list[Any] = []
 
     async def __aenter__(self) -> Run:
@@ -98,7 +100,8 @@ class Run:
             await asyncio.gather(self._task, *self._feeders, return_exceptions=True)  # type: ignore[arg-type]
             return
         for channel in self._open_feeds():
-            channel.close()
+            if id(channel) not in self._fed:
+                channel.close()
         await self.wait()
 
     async def submit(self, item: Any, node: str | None = None) -> None:
@@ -112,14 +115,20 @@ class Run:
     def feed(self, items: Iterable[Any] | AsyncIterable[Any], node: str | None = None) -> None:
         """Submit every item of ``items`` in the background, then close the input."""
         channel = self.runtime.feed_channel(node)
+        self._fed.add(id(channel))
 
         async def pump() -> None:
-            if isinstance(items, AsyncIterable):
-                async for item in items:
-                    await channel.put(item)
-            else:
-                for item in items:
-                    await channel.put(item)
+            try:
+                if isinstance(items, AsyncIterable):
+                    async for item in items:
+                        await channel.put(item)
+                else:
+                    for item in items:
+                        await channel.put(item)
+            except ChannelClosed:
+                if self.runtime.stopped is None:
+                    raise
+                return  # the run was stopped: the rest of the items are not wanted
             channel.close()
 
         self._feeders.append(asyncio.create_task(pump(), name="flowgraph:feed"))

@@ -63,9 +63,16 @@ class NodeMetrics:
     """Worker-seconds blocked on an empty input: upstream is the bottleneck."""
     wait_out_s: float = 0.0
     """Worker-seconds blocked on a full output: downstream is the bottleneck."""
+    worker_s: float = 0.0
+    """Worker-seconds alive; for nodes with their own ``run``, busy = alive - waiting."""
     started: float = 0.0
     finished: float = 0.0
     latency: Reservoir = field(default_factory=Reservoir)
+
+    @property
+    def busy(self) -> float:
+        """Measured per item for ``process`` nodes; derived from alive minus waiting for the others."""
+        return self.busy_s if self.busy_s else max(0.0, self.worker_s - self.wait_in_s - self.wait_out_s)
 
     def as_dict(self) -> dict[str, object]:
         span = max(self.finished - self.started, 1e-9)
@@ -73,9 +80,9 @@ class NodeMetrics:
         return {
             "node": self.name, "type": self.type, "workers": self.workers,
             "items_in": self.items_in, "items_out": self.items_out, "failed": self.failed,
-            "busy_s": round(self.busy_s, 6), "wait_in_s": round(self.wait_in_s, 6),
+            "busy_s": round(self.busy, 6), "wait_in_s": round(self.wait_in_s, 6),
             "wait_out_s": round(self.wait_out_s, 6),
-            "utilization": round(self.busy_s / (span * self.workers), 4) if self.finished else 0.0,
+            "utilization": round(self.busy / (span * self.workers), 4) if self.finished else 0.0,
             "items_per_s": round(self.items_out / span, 2) if self.finished else 0.0,
             "latency_ms": {k: round(v * 1e3, 4) for k, v in lat.items()},
         }

@@ -153,6 +153,8 @@ class NodeContext:
     """The node's error policy from the graph: 'fail' stops the graph, 'skip' records and goes on."""
     report_failure: Callable[[object, BaseException], None] = lambda sample, error: None
     """Records a failed sample (for nodes that handle errors themselves under ``on_error: skip``)."""
+    observe: Callable[[float], None] = lambda seconds: None
+    """Adds one latency observation (seconds) to the node's metrics, for nodes with their own ``run``."""
 
 
 class WorkerIO(Protocol):

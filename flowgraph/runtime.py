@@ -276,6 +276,7 @@ class Runtime:
             run = _NodeRun(spec, node, metrics, remaining=spec.workers)
             ctx.offload = functools.partial(_offload, run)
             ctx.on_error = spec.on_error
+            ctx.observe = metrics.latency.add
             ctx.report_failure = functools.partial(self._report_failure, run)
             if getattr(spec.cls, "external_input", False):
                 run.feed = Channel(results_capacity, producers=1, label=f"<submit> -> {name}")
@@ -398,6 +399,7 @@ class Runtime:
     async def _worker(self, run: _NodeRun, worker: int) -> None:
         io = _WorkerIO(self, run, worker)
         node = run.node
+        t_alive = _perf()
         try:
             if type(node).run is Node.run and io.inbox is not None:
                 await self._process_loop(run, io)
@@ -421,7 +423,8 @@ class Runtime:
             self._fail_all(failure)
             raise failure from exc
         finally:
-            run.metrics.finished = _perf()
+            run.metrics.finished = now = _perf()
+            run.metrics.worker_s += now - t_alive
         run.remaining -= 1
         if run.remaining == 0:
             for edges in run.outputs.values():

@@ -12,6 +12,7 @@ Why chunks: on a small CPU, handing single images to a thread costs 0.5-1 ms eac
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -149,7 +150,11 @@ class Preprocess(Node):
         skip = self.context.on_error == "skip"
         while (first := await io.inbox.get()) is not END:
             chunk = [first, *io.inbox.take_ready(self.params.chunk - 1)]
-            for result in await self.offload(self._many, chunk):
+            t0 = time.perf_counter()
+            results = await self.offload(self._many, chunk)
+            per_sample = (time.perf_counter() - t0) / len(chunk)
+            for result in results:
+                self.context.observe(per_sample)
                 if isinstance(result, SampleFailed):
                     if not skip:
                         raise result

@@ -60,3 +60,8 @@ def test_run_sync_returns_the_report():
     report = Graph.from_yaml("graphs/hello.yaml", overrides={"count": 6}).run_sync()
     assert sorted(report.results) == [1, 1, 2, 6, 24, 120]
     assert report.ok
+
+
+async def test_run_with_items_feeds_them_all_even_past_every_capacity():
+    report = await Graph.from_yaml("graphs/hello_embedded.yaml").run(range(5000), results_capacity=8)
+    assert sorted(report.results) == sorted(-i for i in range(5000))

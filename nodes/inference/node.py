@@ -119,7 +119,9 @@ class Inference(Node):
         async for batch in io.inbox:
             t0 = time.perf_counter()
             scores = await engine.infer(batch)
-            stats.core_s += time.perf_counter() - t0
+            dt = time.perf_counter() - t0
+            stats.core_s += dt
+            self.context.observe(dt)
             n = len(batch.sample_ids)
             stats.images += n
             stats.batches += 1
