@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .errors import DependencyMissing, FlowgraphError, GraphFileError, GraphStopped, NodeFailure, RegistryError
@@ -109,22 +110,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except GraphFileError as exc:
-        console.print(f"[red]invalid graph[/red]\n{exc}", highlight=False)
+        console.print(f"[red]invalid graph[/red]\n{escape(str(exc))}", highlight=False)
         return EXIT_INVALID
     except (RegistryError, DependencyMissing) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return EXIT_INVALID
     except NodeFailure as exc:
-        console.print(f"[red]run failed:[/red] {exc}", highlight=False)
+        console.print(f"[red]run failed:[/red] {escape(str(exc))}", highlight=False)
         return EXIT_FAILED
     except GraphStopped as exc:
-        console.print(f"[yellow]{exc}[/yellow]", highlight=False)
+        console.print(f"[yellow]{escape(str(exc))}[/yellow]", highlight=False)
         return EXIT_FAILED
     except FlowgraphError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return EXIT_FAILED
     except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return EXIT_INVALID
 
 
@@ -141,9 +142,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.scenario or args.mode:
-        from .harness import run_loadgen  # optional: needs flowgraph[loadgen]
-
-        return run_loadgen(args)
+        return cmd_run_loadgen(args)
     graph = _load(args)
     report = run_event_loop(_run_with_progress(graph, quiet=args.quiet))
     if not args.quiet:
@@ -162,6 +161,34 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"[red]{report.samples['failed']} samples failed[/red]; first: {report.failures[0]}")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def cmd_run_loadgen(args: argparse.Namespace) -> int:
+    """``run --scenario``: MLPerf LoadGen drives the graph (the harness lives with the node types)."""
+    from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
+
+    options = LoadgenOptions(
+        scenario=args.scenario or "Offline", mode=args.mode or "performance", target_qps=args.target_qps,
+        target_latency_ms=args.target_latency_ms, count=args.count, time_s=args.time,
+        mlperf_conf=args.mlperf_conf, user_conf=args.user_conf, output=args.output)
+    announce = (lambda msg: None) if args.quiet else (lambda msg: console.print(msg, highlight=False, markup=False))
+    result = run_event_loop(run_loadgen(args.graph, _overrides(args), options, announce))
+    verdict = {True: "[green]VALID[/green]", False: "[red]INVALID[/red]", None: "[yellow]no summary[/yellow]"}
+    out.print(f"[bold]{result.scenario}[/bold] {result.mode}: {verdict[result.valid]}", highlight=False)
+    for key, value in result.metrics.items():
+        out.print(f"  {key}: {value}", highlight=False)
+    if result.valid is False:
+        for reason in result.reasons:
+            out.print(f"  {reason}", highlight=False)
+    if result.accuracy is not None:
+        a = result.accuracy
+        out.print(f"  accuracy: top-1 {100 * a.top1:.3f}% ({a.good}/{a.total})", highlight=False)
+    if result.settings_note:
+        out.print(f"  note: {result.settings_note}", highlight=False)
+    out.print(f"  logs: {result.log_dir}", highlight=False)
+    if args.report and result.report is not None:
+        result.report.write_json(args.report)
+    return EXIT_FAILED if result.valid is False else EXIT_OK
 
 
 def print_report(report: Report) -> None:
@@ -201,7 +228,7 @@ def install_interrupt(run: Run) -> None:
 
 
 async def _run_with_progress(graph: Graph, quiet: bool) -> Report:
-    async with graph.start(announce=lambda msg: console.print(msg, highlight=False)) as run:
+    async with graph.start(announce=lambda msg: console.print(msg, highlight=False, markup=False)) as run:
         install_interrupt(run)
         if quiet or not console.is_terminal:
             return await run.wait()

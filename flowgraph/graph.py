@@ -104,6 +104,12 @@ class Run:
                 channel.close()
         await self.wait()
 
+    @property
+    def task(self) -> asyncio.Task[None]:
+        """The task running the graph: watch it to react the moment the graph fails."""
+        assert self._task is not None, "use `async with graph.start() as run`"
+        return self._task
+
     async def submit(self, item: Any, node: str | None = None) -> None:
         """Put one item into an input node, waiting while its queue is full."""
         await self.runtime.feed_channel(node).put(item)

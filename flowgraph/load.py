@@ -92,6 +92,8 @@ def load_graph_text(
     source = SourceMap(file, lines)
     if not isinstance(raw, dict):
         raise GraphFileError([source.issue((), "a graph file must be a mapping with 'nodes' and 'edges'")])
+    if "extends" in raw:
+        raw, source = _extend(raw, source)
     raw.setdefault("params", {})
     if not isinstance(raw["params"], dict):
         raise GraphFileError([source.issue(("params",), "'params' must be a mapping of name: value")])
@@ -112,6 +114,42 @@ def load_graph_text(
     if scenario is not None:
         spec = _bypass(spec, scenario, source)
     return LoadedGraph(spec, source, scenario)
+
+
+def _extend(child: dict[str, Any], child_source: SourceMap) -> tuple[dict[str, Any], SourceMap]:
+    """``extends: base.yaml``: the base graph with the child's name, description and params on top.
+
+    A child may change only those three, so one graph serves several scenario files without copies;
+    line numbers of nodes and edges point into the base file, where they are written."""
+    base_name = child.pop("extends")
+    allowed = {"name", "description", "params"}
+    extra = set(child) - allowed
+    if extra or not isinstance(base_name, str):
+        raise GraphFileError([child_source.issue((sorted(extra)[0],) if extra else ("extends",),
+                                                 "a graph that extends another sets only name, description and params",
+                                                 fix="put nodes, edges and scenarios in the base file")])
+    base_path = Path(child_source.file).parent / base_name
+    try:
+        text = base_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise GraphFileError([child_source.issue(("extends",), f"cannot read base graph {base_path}: {exc.strerror}")]) from None
+    raw, lines = _parse_yaml(text, str(base_path))
+    if not isinstance(raw, dict):
+        raise GraphFileError([Issue(str(base_path), None, None, "the base graph must be a mapping")])
+    if "extends" in raw:
+        raw, source = _extend(raw, SourceMap(str(base_path), lines))
+    else:
+        source = SourceMap(str(base_path), lines)
+    params = raw.setdefault("params", {})
+    for key, value in (child.get("params") or {}).items():
+        if isinstance(value, dict) and isinstance(params.get(key), dict):
+            params[key] = {**params[key], **value}
+        else:
+            params[key] = value
+    for key in ("name", "description"):
+        if key in child:
+            raw[key] = child[key]
+    return raw, source
 
 
 # --- YAML with line numbers -------------------------------------------------------------------------

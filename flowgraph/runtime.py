@@ -109,14 +109,16 @@ class Inbox:
 class Outbox:
     """One worker's output ports. ``send`` blocks while the downstream queue is full (backpressure)."""
 
-    __slots__ = ("_default", "_m", "_ports", "direct", "source")
+    __slots__ = ("_declared", "_default", "_m", "_ports", "direct", "source")
 
-    def __init__(self, ports: dict[str, list[list[Channel]]], metrics: NodeMetrics, source: bool) -> None:
+    def __init__(self, ports: dict[str, list[list[Channel]]], metrics: NodeMetrics, source: bool,
+                 declared: tuple[str, ...] = ()) -> None:
         # ports[name] = one entry per edge; each entry is the target's channels (one per partition)
         self._ports = ports
+        self._declared = declared or tuple(ports)
         self._m = metrics
         self.source = source
-        self._default = next(iter(ports)) if len(ports) == 1 else None
+        self._default = self._declared[0] if len(self._declared) == 1 else None
         only = next(iter(ports.values())) if len(ports) == 1 else None
         self.direct: Channel | None = only[0][0] if only is not None and len(only) == 1 and len(only[0]) == 1 else None
         """The one channel a single-port, single-edge, unpartitioned output feeds: the hot path's target."""
@@ -125,9 +127,14 @@ class Outbox:
         """Put ``item`` on ``port`` (optional when the node has one output port)."""
         name = port or self._default
         if name is None:
-            raise ValueError(f"node has output ports {list(self._ports)}; send(item, port=...) must name one")
-        edges = self._ports[name]
+            raise ValueError(f"node has output ports {list(self._declared)}; send(item, port=...) must name one")
+        edges = self._ports.get(name)
         m = self._m
+        if edges is None:
+            if name not in self._declared:
+                raise ValueError(f"no output port {name!r}; ports: {list(self._declared)}")
+            m.items_out += 1  # an optional port left unconnected: the item ends here
+            return
         for targets in edges:
             channel = targets[0] if len(targets) == 1 else targets[
                 partition if partition is not None else _least_loaded(targets)]
@@ -223,7 +230,7 @@ class _WorkerIO:
         }
         run.inboxes.extend(self.inputs.values())
         self.inbox = next(iter(self.inputs.values())) if len(self.inputs) == 1 else None  # type: ignore[assignment]
-        self.out = Outbox(run.outputs, run.metrics, source=not run.inputs)
+        self.out = Outbox(run.outputs, run.metrics, source=not run.inputs, declared=tuple(run.spec.cls.outputs))
 
     async def offload(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         return await _offload(self._run, fn, *args)

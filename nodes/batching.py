@@ -9,13 +9,13 @@ batch buffer as it arrives, so no single step copies a whole batch on the event 
 from __future__ import annotations
 
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowgraph import END, Node, Port, WorkerIO, WorkerRule, node_type
 
-from .payloads import Batch, Image, Logits, Scores
+from .payloads import Batch, Flush, Image, Logits, Scores
 
 __all__ = ["BatchMerge", "BatchSplit"]
 
@@ -62,11 +62,20 @@ class BatchMerge(Node):
     outputs: ClassVar = {"out": Port(Batch)}
     worker_rule = WorkerRule.fixed(1)
 
+    def __init__(self, params: BatchMergeParams, context: Any) -> None:
+        super().__init__(params, context)
+        self.wait_s = params.max_wait_us / 1e6
+
+    def set_max_wait_us(self, microseconds: float) -> None:
+        """Retune the deadline while running (the LoadGen harness derives it from the measured batch time)."""
+        self.wait_s = max(0.0, microseconds) / 1e6
+
     async def run(self, io: WorkerIO) -> None:
-        max_batch, wait_s = self.params.max_batch, self.params.max_wait_us / 1e6
+        max_batch = self.params.max_batch
         inbox = io.inbox
         current: _Open | None = None
         while True:
+            wait_s = self.wait_s
             if current is None:
                 item = await inbox.get()
             elif wait_s == 0:
@@ -84,6 +93,11 @@ class BatchMerge(Node):
                     continue
             if item is END:
                 break
+            if isinstance(item, Flush):
+                if current is not None:
+                    await io.out.send(current.seal())
+                    current = None
+                continue
             if current is None:
                 current = _Open(item, max_batch, wait_s)
             current.add(item)

@@ -32,6 +32,7 @@ class ImageNetParams(BaseModel):
     synthetic_count: int = Field(500, ge=1, description="how many JPEGs 'synthetic' generates")
     seed: int = Field(0, description="seed of the synthetic dataset")
     read_bytes: bool = Field(False, description="read each JPEG in the source (else preprocess reads it)")
+    indices: list[int] | None = Field(None, description="emit only these sample indices (LoadGen's QSL loads)")
 
 
 def read_val_map(val_map: Path, folder: Path) -> Iterator[tuple[int, Path, int] | SampleFailed]:
@@ -63,6 +64,8 @@ class ImageNetSource(Source):
         super().__init__(params, context)
         self.folder = Path()
         self.val_map = Path()
+        self.labels: list[int] = []
+        """Labels of the samples this source can emit (the first ``count``), by index."""
 
     async def setup(self) -> None:
         p = self.params
@@ -83,18 +86,30 @@ class ImageNetSource(Source):
         if not self.val_map.is_file():
             raise FileNotFoundError(f"{self.val_map} not found: the folder needs a val_map.txt "
                                     "with '<file name> <label>' per line")
+        self.labels = [e[2] for e in read_val_map(self.val_map, self.folder) if not isinstance(e, SampleFailed)]
+        if p.count is not None:
+            self.labels = self.labels[: p.count]
 
     def expected_items(self) -> int | None:
+        if self.params.indices is not None:
+            return len(self.params.indices)
         if self.params.count is not None:
             return self.params.count
         return self.params.synthetic_count if self.params.path == SYNTHETIC else None
 
     async def items(self, worker: int) -> AsyncIterator[Sample]:
         limit = self.params.count
+        wanted = set(self.params.indices) if self.params.indices is not None else None
         emitted = 0
         for entry in read_val_map(self.val_map, self.folder):
             if limit is not None and emitted >= limit:
                 return
+            if wanted is not None:
+                if not wanted:
+                    return
+                if isinstance(entry, SampleFailed) or entry[0] not in wanted:
+                    continue
+                wanted.discard(entry[0])
             if isinstance(entry, SampleFailed):
                 if self.context.on_error == "skip":
                     self.context.report_failure(entry.sample, entry.error)

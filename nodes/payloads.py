@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Batch", "Image", "Logits", "Prediction", "Sample", "Scores"]
+__all__ = ["Batch", "ClassScores", "Flush", "Image", "ImageData", "Logits", "Prediction", "Sample", "Scores"]
 
 
 @dataclass(slots=True)
@@ -26,8 +26,15 @@ class Sample:
     """perf_counter when the sample entered the graph: the start of its end-to-end latency."""
 
 
+class ImageData:
+    """One preprocessed image (``Image``) or a stack of them (``Batch``): what memory_copy accepts, so a
+    scenario that bypasses batch_merge still type-checks (memory_copy makes a batch of one)."""
+
+    __slots__ = ()
+
+
 @dataclass(slots=True)
-class Image:
+class Image(ImageData):
     """One preprocessed image: float32 CHW/HWC (mean-subtracted) or uint8 HWC for device-side normalizing."""
 
     sample_id: int
@@ -37,7 +44,7 @@ class Image:
 
 
 @dataclass(slots=True)
-class Batch:
+class Batch(ImageData):
     """Images stacked along axis 0. ``array`` lives on the host (numpy) or the device (CuPy/torch)."""
 
     sample_ids: list[int]
@@ -53,8 +60,15 @@ class Batch:
     """Called once the consumer is done with ``array``: gives a pooled buffer back."""
 
 
+class ClassScores:
+    """Scores for one sample (``Scores``) or a batch (``Logits``): what postprocess accepts, so a
+    scenario that bypasses batch_split still type-checks."""
+
+    __slots__ = ()
+
+
 @dataclass(slots=True)
-class Logits:
+class Logits(ClassScores):
     """The model's output for a batch: ``scores`` is a host array [N, classes]."""
 
     sample_ids: list[int]
@@ -64,7 +78,7 @@ class Logits:
 
 
 @dataclass(slots=True)
-class Scores:
+class Scores(ClassScores):
     """One sample's row of class scores."""
 
     sample_id: int
@@ -86,3 +100,9 @@ class Prediction:
     @property
     def correct(self) -> bool:
         return self.top1 == self.label
+
+
+class Flush:
+    """Tells batch_merge to send its partial batch now (LoadGen's flush_queries)."""
+
+    __slots__ = ()

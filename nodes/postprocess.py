@@ -13,10 +13,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowgraph import Node, Port, WorkerRule, node_type
+from flowgraph import Node, Port, WorkerIO, WorkerRule, node_type
 from flowgraph.metrics import Reservoir
 
-from .payloads import Prediction, Scores
+from .payloads import ClassScores, Logits, Prediction, Scores
 
 __all__ = ["Postprocess", "top_k"]
 
@@ -43,7 +43,7 @@ class Postprocess(Node):
 
     Params = PostprocessParams
     params: PostprocessParams
-    inputs: ClassVar = {"in": Port(Scores)}
+    inputs: ClassVar = {"in": Port(ClassScores, doc="one sample's Scores, or a whole batch's Logits")}
     outputs: ClassVar = {"out": Port(Prediction, required=False)}
     worker_rule = WorkerRule.any()
 
@@ -56,20 +56,30 @@ class Postprocess(Node):
         self.last_done = 0.0
         self.latency = Reservoir()
 
-    async def process(self, item: Scores) -> Prediction:
+    def predict(self, sample_id: int, label: int, scores: Any, t_start: float) -> Prediction:
         offset = self.params.label_offset
-        best = [c + offset for c in top_k(item.scores, self.params.top_k)]
+        best = [c + offset for c in top_k(scores, self.params.top_k)]
         now = time.perf_counter()
-        latency = now - item.t_start if item.t_start else 0.0
-        if item.t_start:
-            self.first_start = min(self.first_start, item.t_start)
+        latency = now - t_start if t_start else 0.0
+        if t_start:
+            self.first_start = min(self.first_start, t_start)
             self.latency.add(latency)
         self.last_done = now
-        if item.label >= 0:
+        if label >= 0:
             self.counted += 1
-            self.top1_hits += best[0] == item.label
-            self.top5_hits += item.label in best
-        return Prediction(item.sample_id, item.label, best[0], tuple(best), latency)
+            self.top1_hits += best[0] == label
+            self.top5_hits += label in best
+        return Prediction(sample_id, label, best[0], tuple(best), latency)
+
+    async def run(self, io: WorkerIO) -> None:
+        async for item in io.inbox:
+            if isinstance(item, Logits):  # batch_split bypassed: one prediction per row
+                for i, sample_id in enumerate(item.sample_ids):
+                    t_start = item.t_starts[i] if item.t_starts else 0.0
+                    await io.out.send(self.predict(sample_id, item.labels[i], item.scores[i], t_start))
+            else:
+                assert isinstance(item, Scores)
+                await io.out.send(self.predict(item.sample_id, item.label, item.scores, item.t_start))
 
     def summary(self) -> dict[str, Any]:
         stats = self.context.shared.get("inference")

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowgraph import Node, Port, WorkerIO, WorkerRule, node_type
 
-from .payloads import Batch
+from .payloads import Batch, Image, ImageData
 
 __all__ = ["MemoryCopy"]
 
@@ -33,7 +33,7 @@ class MemoryCopy(Node):
 
     Params = MemoryCopyParams
     params: MemoryCopyParams
-    inputs: ClassVar = {"in": Port(Batch)}
+    inputs: ClassVar = {"in": Port(ImageData, doc="a Batch, or a single Image (sent on as a batch of one)")}
     outputs: ClassVar = {"out": Port(Batch)}
     worker_rule = WorkerRule.equals("engine_num")
 
@@ -56,15 +56,20 @@ class MemoryCopy(Node):
             self.copiers = [HostToDevice(self.params.pinned_buffers) for _ in range(self.context.workers)]
 
     async def run(self, io: WorkerIO) -> None:
-        if self.params.device == "cpu":
-            async for batch in io.inbox:
-                await io.out.send(batch)
-            return
-        copier = self.copiers[io.worker]
-        async for batch in io.inbox:
-            await io.out.send(await copier.copy(batch))
+        copier = self.copiers[io.worker] if self.copiers else None
+        async for item in io.inbox:
+            batch = as_batch(item)
+            await io.out.send(batch if copier is None else await copier.copy(batch))
 
     async def teardown(self) -> None:
         for copier in self.copiers:
             copier.close()
         self.copiers.clear()
+
+
+def as_batch(item: ImageData) -> Batch:
+    """A batch as is; a single image as a batch of one (a view, no copy)."""
+    if isinstance(item, Image):
+        return Batch([item.sample_id], [item.label], item.array[None], [item.t_start])
+    assert isinstance(item, Batch)
+    return item

@@ -96,3 +96,18 @@ scenarios:
     assert set(spec.nodes) == {"a", "d"}
     assert [(e.source.node, e.target.node) for e in spec.edges] == [("a", "d")]
     assert set(load_graph_text(text, scenario="Offline").spec.nodes) == {"a", "b", "c", "d"}
+
+
+def test_extends_takes_the_base_graph_and_overrides_params(tmp_path):
+    (tmp_path / "base.yaml").write_text(GOOD)
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nname: child\nparams: {n: 9}\n")
+    loaded = load_graph(tmp_path / "child.yaml")
+    assert loaded.spec.name == "child" and loaded.spec.nodes["src"].params["range"] == 9
+    assert loaded.source.file.endswith("base.yaml")  # node lines point where the nodes are written
+
+
+def test_extends_refuses_nodes_in_the_child(tmp_path):
+    (tmp_path / "base.yaml").write_text(GOOD)
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nnodes: {}\n")
+    with pytest.raises(GraphFileError, match="child.yaml:2: a graph that extends another sets only"):
+        load_graph(tmp_path / "child.yaml")

@@ -37,7 +37,8 @@ def run_graph(dataset, model, tmp_path, **overrides):
 
 def with_collector(text: str) -> str:
     """The graph with a collect sink after postprocess, so the test can read every Prediction."""
-    return text.replace("nodes:\n", "nodes:\n  results: {type: collect}\n", 1) + "  - {from: postprocess, to: results}\n"
+    text = text.replace("nodes:\n", "nodes:\n  results: {type: collect}\n", 1)
+    return text.replace("edges:\n", "edges:\n  - {from: postprocess, to: results}\n", 1)
 
 
 @pytest.mark.parametrize(("batch_size", "engine_num", "preprocess_workers"), [(1, 1, 1), (5, 2, 3), (8, 3, 2)])
