@@ -9,11 +9,11 @@ or running a general-purpose graph needs none of them.
 from __future__ import annotations
 
 from . import grouping, sinks, sources, transform  # general purpose
-from . import batching, dataset, loadgen, postprocess, preprocess, schedule, transfer  # ResNet50 pipeline
+from . import batching, dataset, loadgen, postprocess, preprocess, preprocess_gpu, schedule, transfer  # ResNet50
 from .inference import node as inference_node
 
 
 __all__ = [
-    "batching", "dataset", "grouping", "inference_node", "loadgen", "postprocess", "preprocess", "schedule",
+    "batching", "dataset", "grouping", "inference_node", "loadgen", "postprocess", "preprocess", "preprocess_gpu", "schedule",
     "sinks", "sources", "transfer", "transform",
 ]

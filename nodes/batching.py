@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowgraph import END, Node, Port, WorkerIO, WorkerRule, node_type
 
+from .gpu import array_module
 from .payloads import Batch, Flush, Image, Logits, Scores
 
 __all__ = ["BatchMerge", "BatchSplit"]
@@ -33,9 +34,8 @@ class _Open:
     __slots__ = ("array", "deadline", "ids", "labels", "t_starts")
 
     def __init__(self, first: Image, max_batch: int, wait_s: float) -> None:
-        import numpy as np
-
-        self.array = np.empty((max_batch, *first.array.shape), first.array.dtype)
+        xp = array_module(first.array)  # images already on the GPU (start_from_device) batch there
+        self.array = xp.empty((max_batch, *first.array.shape), first.array.dtype)
         self.ids: list[int] = []
         self.labels: list[int] = []
         self.t_starts: list[float] = []

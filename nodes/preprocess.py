@@ -23,7 +23,8 @@ from flowgraph import END, Node, Port, SampleFailed, WorkerIO, WorkerRule, node_
 
 from .payloads import Image, Sample
 
-__all__ = ["MLPERF_MEANS", "Preprocess", "center_crop", "decode", "preprocess_image", "resize_shorter_side"]
+__all__ = ["MLPERF_MEANS", "Preprocess", "center_crop", "center_crop_box", "decode", "preprocess_image",
+           "resize_shorter_side", "shorter_side_size"]
 
 MLPERF_MEANS = (123.68, 116.78, 103.94)
 TORCHVISION_MEAN = (0.485, 0.456, 0.406)
@@ -55,22 +56,29 @@ def decode(data: bytes, where: object) -> Any:
     return image
 
 
+def shorter_side_size(height: int, width: int, size_crop: int, target: int = 0) -> tuple[int, int]:
+    """(new height, new width) with the shorter side ``int(100 * size_crop / 87.5)`` (256 for 224), as
+    MLPerf does; ``target`` overrides that side length."""
+    target = target or int(100.0 * size_crop / 87.5)
+    if height > width:
+        return int(target * height / width), target
+    return target, int(target * width / height)
+
+
+def center_crop_box(height: int, width: int, size: int) -> tuple[int, int]:
+    """(top, left) of the centered ``size`` square, rounding as MLPerf's reference does."""
+    return int((height - size) / 2), int((width - size) / 2)
+
+
 def resize_shorter_side(image: Any, size: int, size_crop: int, interpolation: int) -> Any:
-    """Scale so the shorter side is ``int(100 * size_crop / 87.5)`` (256 for 224), as MLPerf does."""
     import cv2
 
-    height, width = image.shape[:2]
-    target = int(100.0 * size_crop / 87.5) if size <= 0 else size
-    if height > width:
-        new_w, new_h = target, int(target * height / width)
-    else:
-        new_h, new_w = target, int(target * width / height)
+    new_h, new_w = shorter_side_size(image.shape[0], image.shape[1], size_crop, size if size > 0 else 0)
     return cv2.resize(image, (new_w, new_h), interpolation=interpolation)
 
 
 def center_crop(image: Any, size: int) -> Any:
-    height, width = image.shape[:2]
-    left, top = int((width - size) / 2), int((height - size) / 2)
+    top, left = center_crop_box(image.shape[0], image.shape[1], size)
     return image[top:top + size, left:left + size]
 
 

@@ -59,7 +59,7 @@ class MemoryCopy(Node):
         copier = self.copiers[io.worker] if self.copiers else None
         async for item in io.inbox:
             batch = as_batch(item)
-            await io.out.send(batch if copier is None else await copier.copy(batch))
+            await io.out.send(batch if copier is None else await copier.copy(batch, self.offload))
 
     async def teardown(self) -> None:
         for copier in self.copiers:

@@ -28,7 +28,7 @@ class InferenceParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backend: Literal["onnxruntime", "torch", "tensorrt"] = Field("onnxruntime")
-    model: str = Field("builtin:resnet50", description="ONNX file, or builtin:resnet50 / builtin:resnet50-pruned")
+    model: str = Field("builtin:resnet50", description="ONNX file, builtin:resnet50[-pruned], or torchvision:resnet50 (torch)")
     engine_num: int = Field(1, ge=1, description="engines (and workers) of this node")
     threads: int | None = Field(None, ge=1, description="onnxruntime: intra-op threads per engine (default cores/engines)")
     output: str | None = Field(None, description="model output to read (default: the first [batch, classes] float)")
@@ -37,6 +37,8 @@ class InferenceParams(BaseModel):
     cuda_graphs: bool = Field(True, description="torch: capture a CUDA graph per batch size")
     compile: bool = Field(False, description="torch: torch.compile the model first (slow start, faster run)")
     batch_sizes: list[int] = Field(default_factory=list, description="torch/tensorrt: batch sizes to prepare ahead")
+    input_format: Literal["uint8_nhwc", "float32_nchw"] = Field(
+        "uint8_nhwc", description="torch: the batches' format, for capturing CUDA graphs at setup")
     cache_dir: str | None = Field(None, description="engine / compile caches (default: <cache>/engines)")
     calibration_cache: str | None = Field(None, description="tensorrt int8: calibration cache file")
 
@@ -57,6 +59,8 @@ class InferenceStats:
 
 def resolve_model(spec: str, cache_dir: Path, announce: Any) -> Path:
     """A model path; ``builtin:resnet50[-pruned]`` is built once into the cache."""
+    if spec.startswith("torchvision:"):
+        return Path(spec)  # the torch backend builds it; no file
     if not spec.startswith(BUILTIN_PREFIX):
         path = Path(spec).expanduser()
         if not path.is_file():
@@ -96,7 +100,7 @@ class Inference(Node):
     @classmethod
     def check_environment(cls, params: BaseModel) -> str | None:
         assert isinstance(params, InferenceParams)
-        if params.device == "cuda" or params.backend in ("torch", "tensorrt") and params.device != "cpu":
+        if params.device == "cuda":
             from ..gpu import cuda_problem
 
             return cuda_problem(f"inference backend {params.backend} on cuda")
@@ -105,8 +109,7 @@ class Inference(Node):
         return None
 
     async def setup(self) -> None:
-        model = await self.offload(resolve_model, self.params.model, self.context.cache_dir, self.context.announce) \
-            if self.params.model.startswith(BUILTIN_PREFIX) else resolve_model(self.params.model, self.context.cache_dir, None)
+        model = await self.offload(resolve_model, self.params.model, self.context.cache_dir, self.context.announce)
         backend = load_backend(self.params.backend)
         self.stats.backend = self.params.backend
         for index in range(self.params.engine_num):

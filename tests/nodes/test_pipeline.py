@@ -137,3 +137,15 @@ def test_cuda_inference_without_cupy_or_gpu_is_a_validation_error(monkeypatch):
     monkeypatch.setattr(gpu, "cuda_problem", lambda what: f"{what} needs a CUDA GPU, and this machine has none")
     with pytest.raises(GraphValidationError, match=r"node 'inference': inference backend torch on cuda needs a CUDA GPU"):
         Graph.from_yaml(GRAPH, {"inference.backend": "torch", "inference.device": "cuda"})
+
+
+def test_gpu_graph_fails_validation_on_a_machine_without_a_gpu():
+    from flowgraph import GraphValidationError
+    from flowgraph.nodes.gpu import cuda_problem
+
+    if cuda_problem("x") is None:
+        pytest.skip("this machine has a usable GPU")
+    with pytest.raises(GraphValidationError) as err:
+        Graph.from_yaml("graphs/resnet50_offline_gpu.yaml")
+    assert "node 'memory_copy': memory_copy to cuda needs" in str(err.value)
+    assert "node 'inference': inference backend torch on cuda needs" in str(err.value)

@@ -1,0 +1,237 @@
+"""GPU benchmarks, run on the device machine, one part per call (device time is scarce):
+
+    python bench/gpu.py ceiling   # 1. bare CUDA-graph replays, data on the device (+ torch.compile at bs 256)
+    python bench/gpu.py offline   # 2. the graph, samples preloaded in host memory, H2D included
+    python bench/gpu.py jpeg      # 3. end to end from JPEG files, nvJPEG decode vs OpenCV decode
+    python bench/gpu.py loadgen   # 4. Server QPS sweep under a 15 ms p99 bound; SingleStream p90
+
+Every part prints markdown tables and writes JSON beside them (--out DIR). Part 2 prints its ratio to
+part 1's ceiling measured in the same process, so it runs the ceiling for its batch sizes first.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowgraph import Graph, run_event_loop
+
+RESNET50_FLOP = 8.2e9  # per 224x224 image (4.1 G multiply-adds)
+H100_FP16_DENSE = 989.4e12  # H100 SXM tensor-core peak, dense fp16
+CACHE = Path(os.environ.get("FLOWGRAPH_CACHE", "/tmp/flowgraph-cache"))
+
+
+class _Ctx:
+    cache_dir = CACHE
+    offload = None
+
+    @staticmethod
+    def announce(msg: str) -> None:
+        print(msg, flush=True)
+
+
+def model_path(variant: str = "full") -> Path:
+    from flowgraph.nodes.inference.node import resolve_model
+
+    return resolve_model("builtin:resnet50" if variant == "full" else "builtin:resnet50-pruned", CACHE, print)
+
+
+def mfu(img_s: float) -> float:
+    return img_s * RESNET50_FLOP / H100_FP16_DENSE
+
+
+def ceiling(sizes: list[int], compile_too: bool) -> dict[str, Any]:
+    """Replays of the engine's own CUDA graph (normalization + ResNet50, fp16, channels_last)."""
+    import torch
+
+    from flowgraph.nodes.inference.node import InferenceParams
+    from flowgraph.nodes.inference.torch_backend import TorchEngine
+
+    out: dict[str, Any] = {}
+    model = model_path()
+    variants = [("fp16 CUDA graph", False)] + ([("fp16 torch.compile + CUDA graph", True)] if compile_too else [])
+    for name, compiled in variants:
+        for bs in sizes if not compiled else [max(sizes)]:
+            t0 = time.perf_counter()
+            params = InferenceParams(backend="torch", device="cuda", precision="fp16", model=str(model),
+                                     batch_sizes=[bs], compile=compiled)
+            engine = TorchEngine(model, params, 0, _Ctx())
+            setup_s = time.perf_counter() - t0
+            x = torch.randint(0, 255, (bs, 224, 224, 3), dtype=torch.uint8, device="cuda")
+            graph, static_in, _ = engine._graph_for(x)
+            static_in.copy_(x)
+            iters = max(20, 3000 // bs)
+            with torch.cuda.stream(engine.stream):
+                for _ in range(5):
+                    graph.replay()
+                engine.stream.synchronize()
+                t0 = time.perf_counter()
+                for _ in range(iters):
+                    graph.replay()
+                engine.stream.synchronize()
+            dt = (time.perf_counter() - t0) / iters
+            out[f"{name} bs{bs}"] = {"bs": bs, "ms": dt * 1e3, "img_s": bs / dt, "setup_s": setup_s,
+                                     "mfu": mfu(bs / dt)}
+            print(f"| {name} | {bs} | {dt * 1e3:.3f} | {bs / dt:,.0f} | {100 * mfu(bs / dt):.1f}% | {setup_s:.1f} |",
+                  flush=True)
+            engine.close()
+            del engine, graph
+            torch.cuda.empty_cache()
+    return out
+
+
+OFFLINE = """
+params: {{engine_num: {engines}, batch_size: {bs}}}
+nodes:
+  samples: {{type: input}}
+  batch_merge: {{type: batch_merge, params: {{max_batch: {bs}, max_wait_us: 2000}}}}
+  memory_copy: {{type: memory_copy, params: {{engine_num: {engines}, device: cuda}}}}
+  gpu_schedule: {{type: gpu_schedule}}
+  inference: {{type: inference, params: {{backend: torch, device: cuda, model: "{model}", engine_num: {engines},
+              precision: fp16, batch_sizes: [{bs}]}}}}
+  batch_split: {{type: batch_split}}
+  postprocess: {{type: postprocess}}
+edges:
+  - {{from: samples, to: batch_merge, capacity: {cap}}}
+  - {{from: batch_merge, to: memory_copy, capacity: 4}}
+  - {{from: memory_copy, to: gpu_schedule, capacity: 4}}
+  - {{from: gpu_schedule, to: inference, capacity: 2}}
+  - {{from: inference, to: batch_split, capacity: 8}}
+  - {{from: batch_split, to: postprocess, capacity: {cap}}}
+"""
+
+
+def offline(sizes: list[int], engines_list: list[int], images: int) -> dict[str, Any]:
+    from flowgraph.nodes.payloads import Image
+
+    model = model_path()
+    print("\n| engines | bs | graph img/s | ceiling img/s (same bs, same run) | ratio | MFU |")
+    print("|---|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    pool = [rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(1024)]  # the QSL, in host memory
+    ceilings = {r["bs"]: r["img_s"] for r in ceiling(sizes, False).values()}
+    out = {}
+    for engines in engines_list:
+        for bs in sizes:
+            graph = Graph.from_text(OFFLINE.format(engines=engines, bs=bs, model=model, cap=4 * bs))
+
+            def items():
+                for i in range(images):
+                    yield Image(i, -1, pool[i % len(pool)], 0.0)
+
+            report = run_event_loop(graph.run(items(), cache_dir=CACHE, announce=lambda m: None))
+            img_s = images / report.wall_s
+            ratio = img_s / ceilings[bs]
+            out[f"e{engines} bs{bs}"] = {"engines": engines, "bs": bs, "img_s": img_s, "ratio": ratio,
+                                         "setup_s": report.setup_s, "nodes": report.nodes}
+            print(f"| {engines} | {bs} | {img_s:,.0f} | {ceilings[bs]:,.0f} | {ratio:.3f} | {100 * mfu(img_s):.1f}% |",
+                  flush=True)
+    return out
+
+
+def _write_jpegs(folder: Path, count: int, repeat: int) -> Path:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from flowgraph.nodes.dataset import write_synthetic_dataset
+
+    if not (folder / "val_map.txt").exists():
+        parts = os.cpu_count() or 4
+        per = -(-count // parts)
+        with ProcessPoolExecutor(parts) as pool:
+            list(pool.map(write_synthetic_dataset, [folder / f"p{k}" for k in range(parts)], [per] * parts,
+                          list(range(parts))))
+        lines = []
+        for k in range(parts):
+            for line in (folder / f"p{k}" / "val_map.txt").read_text().splitlines():
+                lines.append(f"p{k}/{line}\n")
+        (folder / "val_map.txt").write_text("".join(lines) * repeat)  # the same files, read again
+    return folder
+
+
+def jpeg(count: int, repeat: int, engines: int, bs: int) -> dict[str, Any]:
+    from flowgraph.cli import print_report
+
+    folder = _write_jpegs(Path("/tmp/flowgraph-jpegs"), count, repeat)
+    out = {}
+    for name, graph_file, extra in [
+        ("nvJPEG decode on the GPU", "graphs/resnet50_jpeg_gpu.yaml", {"decode_workers": 2}),
+        ("OpenCV decode on 16 CPU cores", "graphs/resnet50_offline_gpu.yaml", {"preprocess_workers": 16}),
+    ]:
+        graph = Graph.from_yaml(graph_file, {"dataset.path": str(folder), "engine_num": engines, "batch_size": bs,
+                                             **extra})
+        report = graph.run_sync(cache_dir=CACHE, announce=lambda m: None)
+        s = report.summaries["postprocess"]
+        print(f"\n### {name}: {s['images']} images, p_infer_whole {s['p_infer_whole']:,.0f} img/s, "
+              f"p_infer_core {s['p_infer_core']:,.0f} img/s, whole/core {s['p_infer_whole'] / s['p_infer_core']:.3f}\n")
+        print_report(report)
+        out[name] = {"summary": s, "nodes": report.nodes}
+    return out
+
+
+def loadgen(qps_list: list[float], seconds: float) -> dict[str, Any]:
+    from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
+
+    out: dict[str, Any] = {"server": [], "singlestream": None}
+    base = {"dataset.synthetic_count": 1024, "preprocess_workers": 16}
+    print("\n| Server target QPS | completed QPS | p99 ms | VALID | max_wait_us |")
+    print("|---|---|---|---|---|")
+    for qps in qps_list:
+        options = LoadgenOptions(scenario="Server", target_qps=qps, target_latency_ms=15, time_s=seconds,
+                                 output=Path(f"/tmp/lg/server-{qps:g}"))
+        r = run_event_loop(run_loadgen(Path("graphs/resnet50_server_gpu.yaml"), base, options, lambda m: None, CACHE))
+        p99 = float(r.metrics.get("99.00 percentile latency (ns)", "nan")) / 1e6
+        done = r.metrics.get("Completed samples per second", "?")
+        print(f"| {qps:,.0f} | {done} | {p99:.2f} | {r.valid} | {r.extra.get('max_wait_us', 0):.0f} |", flush=True)
+        out["server"].append({"target_qps": qps, "completed": done, "p99_ms": p99, "valid": r.valid,
+                              "reasons": r.reasons, "max_wait_us": r.extra.get("max_wait_us")})
+    options = LoadgenOptions(scenario="SingleStream", count=3000, output=Path("/tmp/lg/ss"))
+    r = run_event_loop(run_loadgen(Path("graphs/resnet50_singlestream_gpu.yaml"), base, options, lambda m: None, CACHE))
+    raw = ceiling([1], False)["fp16 CUDA graph bs1"]["ms"]
+    p90 = float(next(v for k, v in r.metrics.items() if "90" in k)) / 1e6
+    print(f"\nSingleStream: p90 {p90:.3f} ms (VALID: {r.valid}); raw bs-1 graph replay {raw:.3f} ms; "
+          f"difference {p90 - raw:.3f} ms")
+    out["singlestream"] = {"p90_ms": p90, "raw_ms": raw, "valid": r.valid, "metrics": r.metrics}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", choices=("ceiling", "offline", "jpeg", "loadgen"))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--engines", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--images", type=int, default=32768)
+    parser.add_argument("--compile", action="store_true", help="ceiling: also torch.compile at the largest bs")
+    parser.add_argument("--qps", type=float, nargs="+", default=[6000, 9000, 11000, 12500])
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
+    args = parser.parse_args()
+    import torch
+
+    print(f"# {time.strftime('%Y-%m-%d')} {torch.cuda.get_device_name(0)}, torch {torch.__version__}, "
+          f"python {platform.python_version()}, {os.cpu_count()} cores: python bench/gpu.py {' '.join(sys.argv[1:])}")
+    if args.part == "ceiling":
+        print("| variant | bs | ms/batch | img/s | MFU | setup s |\n|---|---|---|---|---|---|")
+        result = ceiling(args.sizes, args.compile)
+    elif args.part == "offline":
+        print("| variant | bs | ms/batch | img/s | MFU | setup s |\n|---|---|---|---|---|---|")
+        result = offline(args.sizes, args.engines, args.images)
+    elif args.part == "jpeg":
+        result = jpeg(1024, 8, args.engines[0], args.sizes[0])
+    else:
+        result = loadgen(args.qps, args.seconds)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"gpu_{args.part}.json").write_text(json.dumps(result, indent=1, default=str))
+
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""The CUDA path on a real GPU: streams, pinned copies, CUDA graphs, fp16, nvJPEG, non-blocking waits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flowgraph import Graph
+
+GPU_GRAPH = "graphs/resnet50_offline_gpu.yaml"
+
+
+def with_collector(text: str) -> str:
+    text = text.replace("nodes:\n", "nodes:\n  results: {type: collect}\n", 1)
+    return text.replace("edges:\n", "edges:\n  - {from: postprocess, to: results}\n", 1)
+
+
+@pytest.fixture(scope="module")
+def pruned(tmp_path_factory) -> Path:
+    from flowgraph.nodes.inference.resnet50_onnx import build_resnet50
+
+    return build_resnet50(tmp_path_factory.mktemp("m") / "pruned.onnx", "pruned")
+
+
+@pytest.fixture(scope="module")
+def jpegs(tmp_path_factory) -> Path:
+    from flowgraph.nodes.dataset import write_synthetic_dataset
+
+    return write_synthetic_dataset(tmp_path_factory.mktemp("d"), 40, seed=2)
+
+
+def reference_top1(dataset: Path, model: Path) -> dict[int, int]:
+    import onnxruntime as ort
+
+    from flowgraph.nodes.dataset import read_val_map
+    from flowgraph.nodes.preprocess import decode, preprocess_image
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    out = {}
+    for index, path, _ in read_val_map(dataset / "val_map.txt", dataset):
+        x = preprocess_image(decode(path.read_bytes(), path))[None]
+        out[index] = int(session.run(None, {"input_tensor": x})[0][0].argmax())
+    return out
+
+
+@pytest.mark.parametrize(("precision", "engines", "batch"), [("fp32", 1, 8), ("fp32", 2, 5), ("fp16", 2, 16)])
+def test_gpu_graph_agrees_with_onnxruntime_on_the_cpu(jpegs, pruned, tmp_path, precision, engines, batch):
+    expected = reference_top1(jpegs, pruned)
+    graph = Graph.from_text(with_collector(open(GPU_GRAPH).read()), {
+        "dataset.path": str(jpegs), "model.path": str(pruned), "precision": precision, "engine_num": engines,
+        "batch_size": batch, "preprocess_workers": 2})
+    report = graph.run_sync(cache_dir=tmp_path)
+    got = {p.sample_id: p.top1 for p in report.results}
+    assert got.keys() == expected.keys()
+    agree = sum(got[k] == expected[k] for k in got) / len(got)
+    # fp32 on the GPU (TF32 convolutions allowed) and fp16 may flip near-ties; most answers must agree.
+    assert agree >= (0.9 if precision == "fp32" else 0.8), agree
+    if engines > 1:
+        assert all(n > 0 for n in report.summaries["gpu_schedule"]["batches per engine"])
+    assert report.summaries["postprocess"]["precision"] == precision
+
+
+def test_cuda_graph_buckets_match_eager(pruned, tmp_path):
+    import torch
+
+    from flowgraph.nodes.inference.node import InferenceParams
+    from flowgraph.nodes.inference.torch_backend import TorchEngine
+    from flowgraph.nodes.payloads import Batch
+
+    class Ctx:
+        cache_dir = tmp_path
+        offload = None
+
+    params = InferenceParams(backend="torch", device="cuda", precision="fp32", model=str(pruned))
+    graphed = TorchEngine(pruned, params, 0, Ctx())
+    eager = TorchEngine(pruned, params.model_copy(update={"cuda_graphs": False}), 1, Ctx())
+    x = np.random.default_rng(0).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    a = graphed._launch(Batch([0, 1, 2], [0, 0, 0], x))  # bucket 4, padded
+    torch.cuda.synchronize()
+    a = a.numpy().copy()
+    b = eager._launch(Batch([0, 1, 2], [0, 0, 0], x))
+    torch.cuda.synchronize()
+    assert np.allclose(a, b.numpy(), atol=1e-2, rtol=1e-2)
+    assert (4, torch.uint8, (224, 224, 3)) in graphed.graphs
+
+
+async def test_waiting_for_the_gpu_does_not_block_the_event_loop():
+    import cupy
+
+    from flowgraph.nodes.gpu import stream_done
+
+    stream = cupy.cuda.Stream(non_blocking=True)
+    a = cupy.random.random((4096, 4096), dtype=cupy.float32)
+    with stream:
+        for _ in range(40):  # a few hundred ms of GPU work
+            a = a @ a
+            a /= cupy.linalg.norm(a)
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.001)
+            ticks += 1
+
+    t = asyncio.ensure_future(ticker())
+    t0 = time.perf_counter()
+    await stream_done(stream)
+    waited = time.perf_counter() - t0
+    t.cancel()
+    assert stream.done
+    assert ticks >= waited / 0.001 * 0.3  # the loop kept running while the GPU worked
+
+
+async def test_memory_copy_uses_pinned_buffers_and_marks_readiness():
+    from flowgraph.nodes.gpu import HostToDevice
+    from flowgraph.nodes.payloads import Batch
+
+    async def inline(fn, *args):
+        return fn(*args)
+
+    copier = HostToDevice(2)
+    x = np.arange(2 * 224 * 224 * 3, dtype=np.uint8).reshape(2, 224, 224, 3)
+    out = await copier.copy(Batch([0, 1], [0, 0], x), inline)
+    out.ready.synchronize()
+    assert out.device == "cuda" and np.array_equal(out.array.get(), x)
+    again = await copier.copy(Batch([2, 3], [0, 0], x + 1), inline)
+    assert np.array_equal(again.array.get(), x + 1)
+    copier.close()
+
+
+def test_gpu_jpeg_decode_is_close_to_the_cpu_reference(jpegs, tmp_path):
+    from flowgraph.nodes.dataset import read_val_map
+    from flowgraph.nodes.preprocess import decode, preprocess_image
+
+    from flowgraph import NodeContext
+    from flowgraph.nodes.payloads import Sample
+    from flowgraph.nodes.preprocess_gpu import PreprocessGpu, PreprocessGpuParams
+
+    node = PreprocessGpu(PreprocessGpuParams(), NodeContext("p", 1))
+    asyncio.run(node.setup())
+    samples = [Sample(i, p, label) for i, p, label in read_val_map(jpegs / "val_map.txt", jpegs)][:8]
+    array, ready = node._decode(samples, 0)
+    ready.synchronize()
+    gpu = array.cpu().numpy().astype(np.float32)
+    cpu = np.stack([preprocess_image(decode(s.path.read_bytes(), s.path), "uint8") for s in samples]).astype(np.float32)
+    assert gpu.shape == cpu.shape
+    assert np.abs(gpu - cpu).mean() < 4.0  # bilinear+antialias vs INTER_AREA, and nvJPEG vs libjpeg
