@@ -9,7 +9,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-__all__ = ["HostToDevice", "array_module", "cuda_problem", "on_device", "stream_done"]
+__all__ = ["HostToDevice", "array_module", "cuda_problem", "new_stream", "on_device", "stream_done"]
+
+_STREAMS: list[Any] = []
+
+
+def new_stream() -> Any:
+    """A non-blocking CuPy stream that lives as long as the process.
+
+    Why never destroyed: torch's caching allocator records an event on a tensor's stream when the tensor
+    is freed, which can be long after its engine is closed; on a destroyed stream that aborts the process
+    ("CUDA error: context is destroyed", seen on the H100). Engines are few, streams are cheap.
+    """
+    import cupy
+
+    stream = cupy.cuda.Stream(non_blocking=True)
+    _STREAMS.append(stream)
+    return stream
 
 
 def on_device(array: Any) -> bool:
@@ -76,7 +92,7 @@ class HostToDevice:
         import cupy
 
         self.cupy = cupy
-        self.stream = cupy.cuda.Stream(non_blocking=True)
+        self.stream = new_stream()
         self.free: asyncio.Queue[Any] | None = None
         self.count = buffers
         self.pinned: list[Any] = []

@@ -81,6 +81,8 @@ class TensorRTEngine:
         trt = _import_tensorrt()
         import cupy
 
+        from ..gpu import new_stream
+
         self.trt, self.cupy = trt, cupy
         self.name = f"tensorrt[{engine_index}]"
         self.precision = params.precision
@@ -112,7 +114,7 @@ class TensorRTEngine:
         # Addresses set once: these buffers live as long as the context.
         self.context.set_tensor_address(self.input_name, int(self.input.data.ptr))
         self.context.set_tensor_address(self.output_name, int(self.output.data.ptr))
-        self.stream = cupy.cuda.Stream(non_blocking=True)
+        self.stream = new_stream()
         self.mean = cupy.asarray(MLPERF_MEANS, cupy.float32).reshape(1, 3, 1, 1)
         self.host = cupy.cuda.alloc_pinned_memory(self.max_batch * self.classes * 4)
         self._offload = context.offload

@@ -69,12 +69,12 @@ class TorchEngine:
         self._offload = context.offload
         self.compile_s = 0.0
         if self.cuda:
-            import cupy
+            from ..gpu import new_stream
 
             torch.backends.cudnn.benchmark = True  # autotune conv algorithms per shape
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-            self.cupy_stream = cupy.cuda.Stream(non_blocking=True)
+            self.cupy_stream = new_stream()
             self.stream = torch.cuda.ExternalStream(self.cupy_stream.ptr)
         module = load_module(model).to(self.device, self.dtype)
         if self.cuda:
@@ -191,6 +191,7 @@ class TorchEngine:
         if self.cuda:
             self.stream.synchronize()
         self.graphs.clear()
+        self._host_out = None
 
 
 def load(model: Path, params: Any, engine_index: int, context: Any) -> TorchEngine:
