@@ -95,8 +95,8 @@ class Postprocess(Node):
             "images": images,
             "e2e_time_s": round(e2e, 4),
             "p_infer_whole": round(images / e2e, 2) if e2e else 0.0,
-            # core: images over the time the engines spent inside the backend, per engine
-            "p_infer_core": round(images / (stats.core_s / stats.engine_num), 2) if stats and stats.core_s else 0.0,
+            # core: images over the time at least one engine was inside the backend
+            "p_infer_core": round(images / stats.core_s, 2) if stats and stats.core_s else 0.0,
             "latency_ms_p50": round(lat["p50"] * 1e3, 3),
             "latency_ms_p90": round(lat["p90"] * 1e3, 3),
             "latency_ms_p99": round(lat["p99"] * 1e3, 3),

@@ -65,29 +65,38 @@ class PreprocessGpu(Node):
         self.streams = [new_stream() for _ in range(self.context.workers)]
 
     def _decode(self, samples: list[Sample], worker: int) -> tuple[Any, Any]:
+        """Decode the batch with nvJPEG, then resize + center-crop every image in one ``roi_align``.
+
+        Why one op: images differ in size, and a resize per image costs ~0.4 ms of kernel launches
+        (measured on the H100), which capped this node at ~3.5k img/s. Pasting them onto one canvas and
+        sampling each image's crop box with adaptive sampling (every output pixel averages the source
+        pixels it covers, like INTER_AREA when shrinking) does the whole batch in a few launches."""
         import torch
-        import torch.nn.functional as F
         from torchvision.io import decode_jpeg
+        from torchvision.ops import roi_align
 
         from .preprocess import center_crop_box, shorter_side_size
 
         datas = [s.data if s.data is not None else Path(str(s.path)).read_bytes() for s in samples]
+        size = self.params.size
         stream = torch.cuda.ExternalStream(self.streams[worker].ptr)
         with torch.cuda.stream(stream):
             # bytearray: torch wants a writable buffer (a 45 kB copy per JPEG, nothing next to decoding)
             images = decode_jpeg([torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas], device="cuda")
-            size = self.params.size
-            out = torch.empty((len(images), size, size, 3), dtype=torch.uint8, device="cuda")
-            for i, image in enumerate(images):  # CHW uint8, sizes differ per image
-                if image.shape[0] == 1:
-                    image = image.expand(3, -1, -1)
-                h, w = image.shape[1:]
+            height = max(int(im.shape[1]) for im in images)
+            width = max(int(im.shape[2]) for im in images)
+            canvas = torch.zeros((len(images), 3, height, width), dtype=torch.float16, device="cuda")
+            boxes = []
+            for i, image in enumerate(images):
+                h, w = int(image.shape[1]), int(image.shape[2])
+                canvas[i, :, :h, :w] = image  # a grayscale image broadcasts to three channels
                 new_h, new_w = shorter_side_size(h, w, size)
-                resized = F.interpolate(image[None].float(), size=(new_h, new_w), mode="bilinear",
-                                        antialias=True, align_corners=False)
                 top, left = center_crop_box(new_h, new_w, size)
-                crop = resized[0, :, top:top + size, left:left + size]
-                out[i] = crop.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
+                sy, sx = h / new_h, w / new_w
+                boxes.append([i, left * sx, top * sy, (left + size) * sx, (top + size) * sy])
+            rois = torch.tensor(boxes, dtype=torch.float16, device="cuda")
+            crops = roi_align(canvas, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=0, aligned=True)
+            out = crops.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
             ready = torch.cuda.Event()
             ready.record(stream)
         return out, ready

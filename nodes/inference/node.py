@@ -50,11 +50,25 @@ class InferenceStats:
         self.images = 0
         self.batches = 0
         self.core_s = 0.0
+        """Seconds during which at least one engine had a batch in hand (the union, not the sum: summing
+        per-engine times and dividing by engine_num overstates throughput when engines do not overlap)."""
+        self.active = 0
+        self._busy_since = 0.0
         self.max_batch = 0
         self.engine_num = engine_num
         self.precision = "fp32"
         self.backend = ""
         self.device_memory_peak: int | None = None
+
+    def begin(self, now: float) -> None:
+        if self.active == 0:
+            self._busy_since = now
+        self.active += 1
+
+    def end(self, now: float) -> None:
+        self.active -= 1
+        if self.active == 0:
+            self.core_s += now - self._busy_since
 
 
 def resolve_model(spec: str, cache_dir: Path, announce: Any) -> Path:
@@ -121,10 +135,13 @@ class Inference(Node):
         stats = self.stats
         async for batch in io.inbox:
             t0 = time.perf_counter()
-            scores = await engine.infer(batch)
-            dt = time.perf_counter() - t0
-            stats.core_s += dt
-            self.context.observe(dt)
+            stats.begin(t0)
+            try:
+                scores = await engine.infer(batch)
+            finally:
+                t1 = time.perf_counter()
+                stats.end(t1)
+            self.context.observe(t1 - t0)
             n = len(batch.sample_ids)
             stats.images += n
             stats.batches += 1
