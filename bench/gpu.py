@@ -165,7 +165,7 @@ def jpeg(count: int, repeat: int, engines: int, bs: int) -> dict[str, Any]:
     folder = _write_jpegs(Path("/tmp/flowgraph-jpegs"), count, repeat)
     out = {}
     for name, graph_file, extra in [
-        ("nvJPEG decode on the GPU", "graphs/resnet50_jpeg_gpu.yaml", {"decode_workers": 2}),
+        ("nvJPEG decode on the GPU", "graphs/resnet50_jpeg_gpu.yaml", {"decode_workers": 4}),
         ("OpenCV decode on 16 CPU cores", "graphs/resnet50_offline_gpu.yaml", {"preprocess_workers": 16}),
     ]:
         graph = Graph.from_yaml(graph_file, {"dataset.path": str(folder), "engine_num": engines, "batch_size": bs,
