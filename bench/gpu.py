@@ -89,6 +89,7 @@ def ceiling(sizes: list[int], compile_too: bool) -> dict[str, Any]:
     return out
 
 
+# The Offline scenario's shape of graphs/resnet50_offline_gpu.yaml (batch_split bypassed), fed from memory.
 OFFLINE = """
 params: {{engine_num: {engines}, batch_size: {bs}}}
 nodes:
@@ -98,15 +99,13 @@ nodes:
   gpu_schedule: {{type: gpu_schedule}}
   inference: {{type: inference, params: {{backend: torch, device: cuda, model: "{model}", engine_num: {engines},
               precision: fp16, batch_sizes: [{bs}], compile: {compile}}}}}
-  batch_split: {{type: batch_split}}
   postprocess: {{type: postprocess}}
 edges:
   - {{from: samples, to: batch_merge, capacity: {cap}}}
   - {{from: batch_merge, to: memory_copy, capacity: 4}}
   - {{from: memory_copy, to: gpu_schedule, capacity: 4}}
   - {{from: gpu_schedule, to: inference, capacity: 2}}
-  - {{from: inference, to: batch_split, capacity: 8}}
-  - {{from: batch_split, to: postprocess, capacity: {cap}}}
+  - {{from: inference, to: postprocess, capacity: 8}}
 """
 
 
@@ -159,15 +158,15 @@ def _write_jpegs(folder: Path, count: int, repeat: int) -> Path:
     return folder
 
 
-def jpeg(count: int, repeat: int, engines: int, bs: int) -> dict[str, Any]:
+def jpeg(count: int, repeat: int, engines: int, bs: int, decode_workers: list[int]) -> dict[str, Any]:
     from flowgraph.cli import print_report
 
     folder = _write_jpegs(Path("/tmp/flowgraph-jpegs"), count, repeat)
     out = {}
-    for name, graph_file, extra in [
-        ("nvJPEG decode on the GPU", "graphs/resnet50_jpeg_gpu.yaml", {"decode_workers": 4}),
-        ("OpenCV decode on 16 CPU cores", "graphs/resnet50_offline_gpu.yaml", {"preprocess_workers": 16}),
-    ]:
+    runs = [(f"nvJPEG decode on the GPU, {w} decode workers", "graphs/resnet50_jpeg_gpu.yaml", {"decode_workers": w})
+            for w in decode_workers]
+    runs.append(("OpenCV decode on 16 CPU cores", "graphs/resnet50_offline_gpu.yaml", {"preprocess_workers": 16}))
+    for name, graph_file, extra in runs:
         graph = Graph.from_yaml(graph_file, {"dataset.path": str(folder), "engine_num": engines, "batch_size": bs,
                                              **extra})
         report = graph.run_sync(cache_dir=CACHE, announce=lambda m: None)
@@ -214,6 +213,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="ceiling: also torch.compile at the largest bs")
     parser.add_argument("--qps", type=float, nargs="+", default=[6000, 9000, 11000, 12500])
     parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--decode-workers", type=int, nargs="+", default=[4])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
     args = parser.parse_args()
     import torch
@@ -227,7 +227,7 @@ def main() -> None:
         print("| variant | bs | ms/batch | img/s | MFU | setup s |\n|---|---|---|---|---|---|")
         result = offline(args.sizes, args.engines, args.images, args.compile)
     elif args.part == "jpeg":
-        result = jpeg(1024, 8, args.engines[0], args.sizes[0])
+        result = jpeg(1024, 8, args.engines[0], args.sizes[0], args.decode_workers)
     else:
         result = loadgen(args.qps, args.seconds)
     args.out.mkdir(parents=True, exist_ok=True)

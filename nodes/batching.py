@@ -29,26 +29,33 @@ class BatchMergeParams(BaseModel):
 
 
 class _Open:
-    """The batch being filled."""
+    """The batch being filled. Host images are only referenced (stacked later, off the event loop);
+    images already on the device are copied into a device buffer as they arrive."""
 
-    __slots__ = ("array", "deadline", "ids", "labels", "t_starts")
+    __slots__ = ("array", "deadline", "ids", "labels", "parts", "t_starts")
 
     def __init__(self, first: Image, max_batch: int, wait_s: float) -> None:
-        xp = array_module(first.array)  # images already on the GPU (start_from_device) batch there
-        self.array = xp.empty((max_batch, *first.array.shape), first.array.dtype)
+        xp = array_module(first.array)
+        self.parts: list[Any] | None = [] if xp.__name__ == "numpy" else None
+        self.array = None if self.parts is not None else xp.empty((max_batch, *first.array.shape), first.array.dtype)
         self.ids: list[int] = []
         self.labels: list[int] = []
         self.t_starts: list[float] = []
         self.deadline = time.perf_counter() + wait_s
 
     def add(self, image: Image) -> None:
-        self.array[len(self.ids)] = image.array
+        if self.parts is not None:
+            self.parts.append(image.array)
+        else:
+            self.array[len(self.ids)] = image.array
         self.ids.append(image.sample_id)
         self.labels.append(image.label)
         self.t_starts.append(image.t_start)
 
     def seal(self) -> Batch:
         n = len(self.ids)
+        if self.parts is not None:
+            return Batch(self.ids, self.labels, None, self.t_starts, parts=self.parts)
         return Batch(self.ids, self.labels, self.array[:n] if n < len(self.array) else self.array, self.t_starts)
 
 
@@ -79,9 +86,9 @@ class BatchMerge(Node):
             if current is None:
                 item = await inbox.get()
             elif wait_s == 0:
-                ready = inbox.take_ready(max_batch - len(current.ids))
-                for image in ready:
-                    current.add(image)
+                for image in inbox.take_ready(max_batch - len(current.ids)):
+                    if not isinstance(image, Flush):  # no waiting: every batch is flushed anyway
+                        current.add(image)
                 await io.out.send(current.seal())
                 current = None
                 continue

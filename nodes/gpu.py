@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import numpy as np
+
 __all__ = ["HostToDevice", "array_module", "cuda_problem", "new_stream", "on_device", "stream_done"]
 
 _STREAMS: list[Any] = []
@@ -98,19 +100,27 @@ class HostToDevice:
         self.pinned: list[Any] = []
 
     def _pinned_like(self, array: Any) -> Any:
-        import numpy as np
-
         mem = self.cupy.cuda.alloc_pinned_memory(array.nbytes)
         return np.frombuffer(mem, array.dtype, array.size).reshape(array.shape)
 
     def _stage(self, host: Any, batch: Any) -> tuple[Any, Any]:
         """Copy into the pinned buffer and queue host→device (in a thread: a bs-256 float batch is 150 MB)."""
         cupy = self.cupy
-        array = batch.array
-        if host is None or host.nbytes < array.nbytes:
-            host = self._pinned_like(array)
-        view = host.reshape(-1)[: array.size].reshape(array.shape)
-        view[...] = array
+        if batch.parts is not None:  # stack straight into pinned memory: the batch's only host copy
+            first = batch.parts[0]
+            shape, dtype = (len(batch.parts), *first.shape), first.dtype
+        else:
+            shape, dtype = batch.array.shape, batch.array.dtype
+        size = int(np.prod(shape))
+        nbytes = size * np.dtype(dtype).itemsize
+        if host is None or host.nbytes < nbytes:
+            host = self._pinned_like(np.empty(shape, dtype))
+        view = host.view(np.uint8)[:nbytes].view(dtype).reshape(shape)
+        if batch.parts is not None:
+            batch.host_array(out=view)
+        else:
+            view[...] = batch.array
+        array = view
         with self.stream:
             device = cupy.empty(array.shape, array.dtype)
             device.set(view, stream=self.stream)
@@ -121,7 +131,7 @@ class HostToDevice:
     async def copy(self, batch: Any, offload: Any) -> Any:
         """Host ``batch`` → the same batch with ``array`` on the device, ``ready`` an event on the copy.
         A batch already on the device (start_from_device, GPU preprocessing) passes through untouched."""
-        if on_device(batch.array):
+        if batch.parts is None and on_device(batch.array):
             return batch
         if self.free is None:
             self.free = asyncio.Queue()

@@ -42,7 +42,7 @@ from flowgraph.spec import EdgeSpec, GraphSpec, NodeSpec, PortRef
 
 from .accuracy import AccuracyResult, top1_from_mlperf_log
 from .loadgen_conf import check_conf
-from .payloads import Flush, Image, Prediction
+from .payloads import Answers, Flush, Image, Prediction, Predictions
 
 __all__ = ["LoadgenComplete", "LoadgenOptions", "LoadgenResult", "run_loadgen", "split_for_loadgen"]
 
@@ -96,7 +96,7 @@ class LoadgenComplete(Node):
     """Answers LoadGen's queries with each ``Prediction``'s top-1 class, batched: every prediction that
     is already queued goes into one ``QuerySamplesComplete`` call."""
 
-    inputs: ClassVar = {"in": Port(Prediction)}
+    inputs: ClassVar = {"in": Port(Answers)}
     outputs: ClassVar = {}
     worker_rule = WorkerRule.fixed(1)
 
@@ -104,6 +104,7 @@ class LoadgenComplete(Node):
         bridge = self.context.shared[BRIDGE_KEY]
         async for first in io.inbox:
             bridge.complete([first, *io.inbox.take_ready(1023)])
+
 
 
 # --- the bridge between LoadGen's threads and the loop -------------------------------------------------
@@ -184,16 +185,23 @@ class _Bridge:
             raise KeyError(f"LoadGen issued sample {index}, which is not loaded")
         return Image(sample_id, self.labels[index], image, time.perf_counter())
 
-    def complete(self, predictions: list[Prediction]) -> None:
-        ids = [p.sample_id for p in predictions if p.sample_id in self.outstanding]
-        warm = sum(1 for p in predictions if p.sample_id < 0)
+    def complete(self, answers_in: list[Prediction | Predictions]) -> None:
+        pairs: list[tuple[int, int]] = []
+        for a in answers_in:
+            if isinstance(a, Predictions):
+                pairs.extend(zip(a.sample_ids, a.top1, strict=True))
+            else:
+                pairs.append((a.sample_id, a.top1))
+        warm = sum(1 for qid, _ in pairs if qid < 0)
         if warm:
             self.warmup_left -= warm
             if self.warmup_left <= 0:
                 self.warmup_done.set()
-        if not ids:
+        pairs = [(qid, top1) for qid, top1 in pairs if qid in self.outstanding]
+        if not pairs:
             return
-        answers = self._np.array([float(p.top1) for p in predictions if p.sample_id in self.outstanding], "<f4")
+        ids = [qid for qid, _ in pairs]
+        answers = self._np.array([float(top1) for _, top1 in pairs], "<f4")
         base = answers.ctypes.data
         responses = [self.lg.QuerySampleResponse(qid, base + 4 * i, 4) for i, qid in enumerate(ids)]
         self.lg.QuerySamplesComplete(responses)  # LoadGen copies the bytes during the call

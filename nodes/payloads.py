@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Batch", "ClassScores", "Flush", "Image", "ImageData", "Logits", "Prediction", "Sample", "Scores"]
+__all__ = ["Answers", "Batch", "ClassScores", "Flush", "Image", "ImageData", "Logits", "Prediction", "Predictions",
+           "Sample", "Scores"]
 
 
 @dataclass(slots=True)
@@ -58,6 +59,18 @@ class Batch(ImageData):
     """A device event the consumer must wait on before reading ``array`` (set by memory_copy)."""
     release: Any = None
     """Called once the consumer is done with ``array``: gives a pooled buffer back."""
+    parts: list[Any] | None = None
+    """Host images not yet stacked: batch_merge defers the copy so it never runs on the event loop;
+    the consumer stacks them in its own thread (memory_copy straight into pinned memory)."""
+
+    def host_array(self, out: Any = None) -> Any:
+        """The stacked array (stacked now, into ``out`` if given, when the batch still holds parts)."""
+        if self.parts is not None:
+            import numpy as np
+
+            self.array = np.stack(self.parts, out=out)
+            self.parts = None
+        return self.array
 
 
 class ClassScores:
@@ -87,8 +100,27 @@ class Scores(ClassScores):
     t_start: float = 0.0
 
 
+class Answers:
+    """What postprocess emits: one sample's ``Prediction`` or a whole batch's ``Predictions``."""
+
+    __slots__ = ()
+
+
 @dataclass(slots=True)
-class Prediction:
+class Predictions(Answers):
+    """A batch's answers: ``top`` is an int array [N, k], best first, label offset applied."""
+
+    sample_ids: list[int]
+    labels: list[int]
+    top: Any
+
+    @property
+    def top1(self) -> list[int]:
+        return [int(c) for c in self.top[:, 0]]
+
+
+@dataclass(slots=True)
+class Prediction(Answers):
     """One sample's answer: top-1 and top-5 classes (label offset applied) and whether they hit."""
 
     sample_id: int

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from flowgraph import Node, Port, WorkerIO, WorkerRule, node_type
 from flowgraph.metrics import Reservoir
 
-from .payloads import ClassScores, Logits, Prediction, Scores
+from .payloads import Answers, ClassScores, Logits, Prediction, Predictions, Scores
 
 __all__ = ["Postprocess", "top_k"]
 
@@ -44,7 +44,7 @@ class Postprocess(Node):
     Params = PostprocessParams
     params: PostprocessParams
     inputs: ClassVar = {"in": Port(ClassScores, doc="one sample's Scores, or a whole batch's Logits")}
-    outputs: ClassVar = {"out": Port(Prediction, required=False)}
+    outputs: ClassVar = {"out": Port(Answers, required=False, doc="Prediction per Scores, Predictions per Logits")}
     worker_rule = WorkerRule.any()
 
     def __init__(self, params: PostprocessParams, context: Any) -> None:
@@ -71,12 +71,33 @@ class Postprocess(Node):
             self.top5_hits += label in best
         return Prediction(sample_id, label, best[0], tuple(best), latency)
 
+    def predict_batch(self, item: Logits) -> Predictions:
+        """The whole batch at once with numpy: per-sample Python work is what limits a GPU pipeline
+        at 20k+ images/s (bench/RESULTS.md), so a graph without batch_split takes this path."""
+        import numpy as np
+
+        scores = np.asarray(item.scores)
+        k = min(self.params.top_k, scores.shape[1])
+        part = np.argpartition(scores, -k, axis=1)[:, -k:]
+        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1)
+        top = np.take_along_axis(part, order, axis=1) + self.params.label_offset
+        now = time.perf_counter()
+        labels = np.asarray(item.labels)
+        known = labels >= 0
+        self.counted += int(known.sum())
+        self.top1_hits += int((top[:, 0] == labels)[known].sum())
+        self.top5_hits += int((top == labels[:, None]).any(axis=1)[known].sum())
+        for t_start in item.t_starts:
+            if t_start:
+                self.first_start = min(self.first_start, t_start)
+                self.latency.add(now - t_start)
+        self.last_done = now
+        return Predictions(item.sample_ids, item.labels, top)
+
     async def run(self, io: WorkerIO) -> None:
         async for item in io.inbox:
-            if isinstance(item, Logits):  # batch_split bypassed: one prediction per row
-                for i, sample_id in enumerate(item.sample_ids):
-                    t_start = item.t_starts[i] if item.t_starts else 0.0
-                    await io.out.send(self.predict(sample_id, item.labels[i], item.scores[i], t_start))
+            if isinstance(item, Logits):  # batch_split bypassed: the batch in one go
+                await io.out.send(self.predict_batch(item))
             else:
                 assert isinstance(item, Scores)
                 await io.out.send(self.predict(item.sample_id, item.label, item.scores, item.t_start))

@@ -39,9 +39,10 @@ class OrtEngine:
         self.output_name = output or _pick_output(self.session)
         self._offload = offload
 
-    def _run(self, array: Any) -> Any:
+    def _run(self, batch: Any) -> Any:
         import numpy as np
 
+        array = batch.host_array()  # stacks deferred parts here, in the engine's thread
         if array.dtype != np.float32:
             raise TypeError(f"the model takes float32 input but the batch is {array.dtype}: use preprocess "
                             "variant 'mlperf' or 'torchvision' with the onnxruntime backend")
@@ -53,7 +54,7 @@ class OrtEngine:
         return self.session.run([self.output_name], {self.input_name: array})[0]
 
     async def infer(self, batch: Any) -> Any:
-        return await self._offload(self._run, batch.array)
+        return await self._offload(self._run, batch)
 
     def close(self) -> None:
         del self.session

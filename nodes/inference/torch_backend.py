@@ -150,6 +150,7 @@ class TorchEngine:
     def _launch(self, batch: Any) -> Any:
         """Queue the batch's work on the stream (runs in the node's thread: eager launches cost ms of CPU)."""
         torch = self.torch
+        batch.host_array()  # a batch of deferred host parts is stacked here, in the engine's thread
         if not self.cuda:
             with torch.inference_mode():
                 return self._forward(self._as_tensor(batch.array)).numpy()

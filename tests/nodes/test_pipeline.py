@@ -149,3 +149,17 @@ def test_gpu_graph_fails_validation_on_a_machine_without_a_gpu():
         Graph.from_yaml("graphs/resnet50_offline_gpu.yaml")
     assert "node 'memory_copy': memory_copy to cuda needs" in str(err.value)
     assert "node 'inference': inference backend torch on cuda needs" in str(err.value)
+
+
+def test_postprocess_on_whole_batches_matches_the_per_sample_path(dataset, pruned_model, tmp_path):
+    base = {"dataset.path": str(dataset), "model.path": str(pruned_model), "batch_size": 4}
+    text = with_collector(open(GRAPH).read())
+    per_sample = Graph.from_text(text, base).run_sync(cache_dir=tmp_path)
+    bypassed = text.replace("scenarios:\n", "scenarios:\n  Fast: {bypass: [batch_split]}\n")
+    batched = Graph.from_text(bypassed, base, scenario="Fast").run_sync(cache_dir=tmp_path)
+    top1 = {}
+    for predictions in batched.results:  # one Predictions per batch
+        top1.update(zip(predictions.sample_ids, predictions.top1, strict=True))
+    assert top1 == {p.sample_id: p.top1 for p in per_sample.results}
+    assert batched.summaries["postprocess"]["top1"] == per_sample.summaries["postprocess"]["top1"]
+    assert batched.samples["completed"] == 24
