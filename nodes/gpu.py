@@ -115,7 +115,7 @@ class HostToDevice:
         nbytes = size * np.dtype(dtype).itemsize
         if host is None or host.nbytes < nbytes:
             host = self._pinned_like(np.empty(shape, dtype))
-        view = host.view(np.uint8)[:nbytes].view(dtype).reshape(shape)
+        view = host.reshape(-1).view(np.uint8)[:nbytes].view(dtype).reshape(shape)  # bytes, then shape
         if batch.parts is not None:
             batch.host_array(out=view)
         else:

@@ -134,6 +134,11 @@ async def test_memory_copy_uses_pinned_buffers_and_marks_readiness():
     assert out.device == "cuda" and np.array_equal(out.array.get(), x)
     again = await copier.copy(Batch([2, 3], [0, 0], x + 1), inline)
     assert np.array_equal(again.array.get(), x + 1)
+    # a smaller batch after a bigger one reuses the bigger pinned buffer; deferred parts stack into it
+    parts = Batch([4], [0], None, parts=[x[1] + 2])
+    small = await copier.copy(parts, inline)
+    small.ready.synchronize()
+    assert np.array_equal(small.array.get(), (x[1] + 2)[None])
     copier.close()
 
 
