@@ -185,7 +185,7 @@ def loadgen(qps_list: list[float], seconds: float) -> dict[str, Any]:
     base = {"dataset.synthetic_count": 1024, "preprocess_workers": 16}
     print("\n| Server target QPS | completed QPS | p99 ms | VALID | max_wait_us |")
     print("|---|---|---|---|---|")
-    for qps in qps_list:
+    for qps in qps_list if seconds > 0 else []:
         options = LoadgenOptions(scenario="Server", target_qps=qps, target_latency_ms=15, time_s=seconds,
                                  output=Path(f"/tmp/lg/server-{qps:g}"))
         r = run_event_loop(run_loadgen(Path("graphs/resnet50_server_gpu.yaml"), base, options, lambda m: None, CACHE))
@@ -200,6 +200,10 @@ def loadgen(qps_list: list[float], seconds: float) -> dict[str, Any]:
     p90 = float(next(v for k, v in r.metrics.items() if "90" in k)) / 1e6
     print(f"\nSingleStream: p90 {p90:.3f} ms (VALID: {r.valid}); raw bs-1 graph replay {raw:.3f} ms; "
           f"difference {p90 - raw:.3f} ms")
+    if r.report is not None:
+        from flowgraph.cli import print_report
+
+        print_report(r.report)
     out["singlestream"] = {"p90_ms": p90, "raw_ms": raw, "valid": r.valid, "metrics": r.metrics}
     return out
 
