@@ -178,17 +178,21 @@ def jpeg(count: int, repeat: int, engines: int, bs: int, decode_workers: list[in
     return out
 
 
-def loadgen(qps_list: list[float], seconds: float) -> dict[str, Any]:
+def loadgen(qps_list: list[float], seconds: float, waits: list[float]) -> dict[str, Any]:
     from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
 
     out: dict[str, Any] = {"server": [], "singlestream": None}
     base = {"dataset.synthetic_count": 1024, "preprocess_workers": 16}
     print("\n| Server target QPS | completed QPS | p99 ms | VALID | max_wait_us |")
     print("|---|---|---|---|---|")
-    for qps in qps_list if seconds > 0 else []:
+    runs = [(qps, wait) for wait in waits for qps in qps_list] if seconds > 0 else []
+    for qps, wait in runs:
         options = LoadgenOptions(scenario="Server", target_qps=qps, target_latency_ms=15, time_s=seconds,
                                  output=Path(f"/tmp/lg/server-{qps:g}"))
-        r = run_event_loop(run_loadgen(Path("graphs/resnet50_server_gpu.yaml"), base, options, lambda m: None, CACHE))
+        chosen = {"max_wait_us": wait} if wait >= 0 else {}  # -1: the harness derives it
+        r = run_event_loop(run_loadgen(Path("graphs/resnet50_server_gpu.yaml"), {**base, **chosen}, options,
+                                       lambda m: None, CACHE))
+        r.extra.setdefault("max_wait_us", wait)
         p99 = float(r.metrics.get("99.00 percentile latency (ns)", "nan")) / 1e6
         done = r.metrics.get("Completed samples per second", "?")
         print(f"| {qps:,.0f} | {done} | {p99:.2f} | {r.valid} | {r.extra.get('max_wait_us', 0):.0f} |", flush=True)
@@ -217,7 +221,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="ceiling: also torch.compile at the largest bs")
     parser.add_argument("--qps", type=float, nargs="+", default=[6000, 9000, 11000, 12500])
     parser.add_argument("--seconds", type=float, default=8)
-    parser.add_argument("--decode-workers", type=int, nargs="+", default=[4])
+    parser.add_argument("--decode-workers", type=int, nargs="+", default=[2])
+    parser.add_argument("--waits", type=float, nargs="+", default=[-1], help="Server max_wait_us; -1 = derived")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
     args = parser.parse_args()
     import torch
@@ -233,7 +238,7 @@ def main() -> None:
     elif args.part == "jpeg":
         result = jpeg(1024, 8, args.engines[0], args.sizes[0], args.decode_workers)
     else:
-        result = loadgen(args.qps, args.seconds)
+        result = loadgen(args.qps, args.seconds, args.waits)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"gpu_{args.part}.json").write_text(json.dumps(result, indent=1, default=str))
 

@@ -397,7 +397,8 @@ async def run_loadgen(graph_file: Path, overrides: dict[str, Any], options: Load
             pump = asyncio.create_task(bridge.pump(run.submit), name="loadgen:pump")
             watcher = asyncio.create_task(_watch(run, bridge), name="loadgen:watch")
             try:
-                if options.scenario == "Server" and first_cls.kind == "batch_merge":
+                chosen = any(key in overrides for key in ("max_wait_us", f"{first_sut_node}.max_wait_us"))
+                if options.scenario == "Server" and first_cls.kind == "batch_merge" and not chosen:
                     extra["max_wait_us"] = await _tune_server_wait(run, bridge, first_sut_node, settings, announce)
                 await asyncio.to_thread(lg.StartTestWithLogSettings, sut, qsl, settings, log_settings)
             finally:
