@@ -212,9 +212,26 @@ def loadgen(qps_list: list[float], seconds: float, waits: list[float]) -> dict[s
     return out
 
 
+def qsl_offline(bs: int, engines: int) -> dict[str, Any]:
+    """LoadGen Offline through the real harness: samples in host memory vs kept on the GPU."""
+    from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
+
+    out = {}
+    print("\n| QSL samples | LoadGen Offline samples/s | VALID |\n|---|---|---|")
+    for where, on_device in (("host memory", False), ("GPU memory (start_from_device)", True)):
+        overrides = {"dataset.synthetic_count": 1024, "preprocess_workers": 16, "batch_size": bs, "engine_num": engines,
+                     "loadgen.start_from_device": on_device}
+        options = LoadgenOptions(scenario="Offline", target_qps=12000, time_s=5, output=Path(f"/tmp/lg/off-{on_device}"))
+        r = run_event_loop(run_loadgen(Path("graphs/resnet50_offline_gpu.yaml"), overrides, options, lambda m: None, CACHE))
+        rate = r.metrics.get("Samples per second", "?")
+        print(f"| {where} | {rate} | {r.valid} |", flush=True)
+        out[where] = {"samples_per_s": rate, "valid": r.valid, "reasons": r.reasons}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("ceiling", "offline", "jpeg", "loadgen"))
+    parser.add_argument("part", choices=("ceiling", "offline", "jpeg", "loadgen", "qsl"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--engines", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--images", type=int, default=32768)
@@ -237,6 +254,8 @@ def main() -> None:
         result = offline(args.sizes, args.engines, args.images, args.compile)
     elif args.part == "jpeg":
         result = jpeg(1024, 8, args.engines[0], args.sizes[0], args.decode_workers)
+    elif args.part == "qsl":
+        result = qsl_offline(args.sizes[-1], args.engines[0])
     else:
         result = loadgen(args.qps, args.seconds, args.waits)
     args.out.mkdir(parents=True, exist_ok=True)
