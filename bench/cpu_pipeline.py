@@ -82,8 +82,9 @@ def whole_pipeline(variant: str, count: int, batch_size: int) -> None:
     from flowgraph.cli import print_report
 
     model = "builtin:resnet50" if variant == "full" else "builtin:resnet50-pruned"
-    graph = Graph.from_yaml("graphs/resnet50_offline.yaml",
-                            {"count": count, "model.path": model, "batch_size": batch_size})
+    graph = Graph.from_yaml(
+        "graphs/resnet50_offline.yaml", {"count": count, "model.path": model, "batch_size": batch_size}
+    )
     report = graph.run_sync(announce=print)
     print_report(report)
 
@@ -96,8 +97,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=128, help="JPEGs in part 2")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    print(f"# {datetime.date.today()} {platform.node()} {os.cpu_count()} cores, python {platform.python_version()}, "
-          f"model {args.model}, {args.threads} intra-op threads")
+    print(
+        f"# {datetime.date.today()} {platform.node()} {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"model {args.model}, {args.threads} intra-op threads"
+    )
     model = resolve_model(f"builtin:resnet50{'-pruned' if args.model == 'pruned' else ''}", CACHE, print)
     print("\n## 1. Inference: graph vs plain loop, same batches\n")
     inference_overhead(model, args.batch_sizes, args.images, args.threads)

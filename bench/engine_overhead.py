@@ -60,7 +60,9 @@ def chain_graph(items: int, stages: int, capacity: int) -> Graph:
     nodes += [f"  p{k}: {{type: bench-pass}}" for k in range(stages)]
     nodes += ["  sink: {type: discard}"]
     names = ["src"] + [f"p{k}" for k in range(stages)] + ["sink"]
-    edges = [f"  - {{from: {a}, to: {b}, capacity: {capacity}}}" for a, b in zip(names, names[1:], strict=False)]
+    edges = [
+        f"  - {{from: {a}, to: {b}, capacity: {capacity}}}" for a, b in zip(names, names[1:], strict=False)
+    ]
     return Graph.from_text("nodes:\n" + "\n".join(nodes) + "\nedges:\n" + "\n".join(edges) + "\n")
 
 
@@ -85,9 +87,11 @@ def measure(loop_name: str, items: int, stages: int, capacity: int, repeat: int)
         best_fg = min(best_fg, runner(flowgraph_chain(graph)))
     hops = stages + 1
     return {
-        "hand_items_s": items / best_hand, "flowgraph_items_s": items / best_fg,
+        "hand_items_s": items / best_hand,
+        "flowgraph_items_s": items / best_fg,
         "ratio": best_hand / best_fg,
-        "hand_us_per_hop": best_hand / items / hops * 1e6, "flowgraph_us_per_hop": best_fg / items / hops * 1e6,
+        "hand_us_per_hop": best_hand / items / hops * 1e6,
+        "flowgraph_us_per_hop": best_fg / items / hops * 1e6,
     }
 
 
@@ -98,8 +102,10 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    print(f"# {platform.node()} python {platform.python_version()} items={args.items} stages={args.stages} "
-          f"capacity={args.capacity} repeat={args.repeat} (best of)")
+    print(
+        f"# {platform.node()} python {platform.python_version()} items={args.items} stages={args.stages} "
+        f"capacity={args.capacity} repeat={args.repeat} (best of)"
+    )
     print("| loop | hand-written items/s | flowgraph items/s | ratio | µs/hop hand | µs/hop flowgraph |")
     print("|---|---|---|---|---|---|")
     loops = ["asyncio"]
@@ -111,8 +117,10 @@ def main() -> None:
         pass
     for loop_name in loops:
         r = measure(loop_name, args.items, args.stages, args.capacity, args.repeat)
-        print(f"| {loop_name} | {r['hand_items_s']:,.0f} | {r['flowgraph_items_s']:,.0f} | {r['ratio']:.2f} | "
-              f"{r['hand_us_per_hop']:.2f} | {r['flowgraph_us_per_hop']:.2f} |")
+        print(
+            f"| {loop_name} | {r['hand_items_s']:,.0f} | {r['flowgraph_items_s']:,.0f} | {r['ratio']:.2f} | "
+            f"{r['hand_us_per_hop']:.2f} | {r['flowgraph_us_per_hop']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

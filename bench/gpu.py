@@ -12,7 +12,6 @@ part 1's ceiling measured in the same process, so it runs the ceiling for its ba
 from __future__ import annotations
 
 import argparse
-
 import json
 import os
 import platform
@@ -58,12 +57,20 @@ def ceiling(sizes: list[int], compile_too: bool) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     model = model_path()
-    variants = [("fp16 CUDA graph", False)] + ([("fp16 torch.compile + CUDA graph", True)] if compile_too else [])
+    variants = [("fp16 CUDA graph", False)] + (
+        [("fp16 torch.compile + CUDA graph", True)] if compile_too else []
+    )
     for name, compiled in variants:
         for bs in sizes if not compiled or len(sizes) == 1 else [max(sizes)]:
             t0 = time.perf_counter()
-            params = InferenceParams(backend="torch", device="cuda", precision="fp16", model=str(model),
-                                     batch_sizes=[bs], compile=compiled)
+            params = InferenceParams(
+                backend="torch",
+                device="cuda",
+                precision="fp16",
+                model=str(model),
+                batch_sizes=[bs],
+                compile=compiled,
+            )
             engine = TorchEngine(model, params, 0, _Ctx())
             setup_s = time.perf_counter() - t0
             x = torch.randint(0, 255, (bs, 224, 224, 3), dtype=torch.uint8, device="cuda")
@@ -79,10 +86,18 @@ def ceiling(sizes: list[int], compile_too: bool) -> dict[str, Any]:
                     graph.replay()
                 engine.stream.synchronize()
             dt = (time.perf_counter() - t0) / iters
-            out[f"{name} bs{bs}"] = {"name": name, "bs": bs, "ms": dt * 1e3, "img_s": bs / dt, "setup_s": setup_s,
-                                     "mfu": mfu(bs / dt)}
-            print(f"| {name} | {bs} | {dt * 1e3:.3f} | {bs / dt:,.0f} | {100 * mfu(bs / dt):.1f}% | {setup_s:.1f} |",
-                  flush=True)
+            out[f"{name} bs{bs}"] = {
+                "name": name,
+                "bs": bs,
+                "ms": dt * 1e3,
+                "img_s": bs / dt,
+                "setup_s": setup_s,
+                "mfu": mfu(bs / dt),
+            }
+            print(
+                f"| {name} | {bs} | {dt * 1e3:.3f} | {bs / dt:,.0f} | {100 * mfu(bs / dt):.1f}% | {setup_s:.1f} |",
+                flush=True,
+            )
             engine.close()
             del engine, graph
             torch.cuda.empty_cache()
@@ -116,14 +131,17 @@ def offline(sizes: list[int], engines_list: list[int], images: int, compiled: bo
     print("\n| engines | bs | graph img/s | ceiling img/s (same bs, same run) | ratio | MFU |")
     print("|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
-    pool = [rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(1024)]  # the QSL, in host memory
+    pool = [
+        rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(1024)
+    ]  # the QSL, in host memory
     runs = ceiling(sizes, compiled).values()
     ceilings = {r["bs"]: r["img_s"] for r in runs if ("compile" in r.get("name", "")) == compiled}
     out = {}
     for engines in engines_list:
         for bs in sizes:
-            graph = Graph.from_text(OFFLINE.format(engines=engines, bs=bs, model=model, cap=4 * bs,
-                                                   compile=str(compiled).lower()))
+            graph = Graph.from_text(
+                OFFLINE.format(engines=engines, bs=bs, model=model, cap=4 * bs, compile=str(compiled).lower())
+            )
 
             def items():
                 for i in range(images):
@@ -132,10 +150,18 @@ def offline(sizes: list[int], engines_list: list[int], images: int, compiled: bo
             report = run_event_loop(graph.run(items(), cache_dir=CACHE, announce=lambda m: None))
             img_s = images / report.wall_s
             ratio = img_s / ceilings[bs]
-            out[f"e{engines} bs{bs}"] = {"engines": engines, "bs": bs, "img_s": img_s, "ratio": ratio,
-                                         "setup_s": report.setup_s, "nodes": report.nodes}
-            print(f"| {engines} | {bs} | {img_s:,.0f} | {ceilings[bs]:,.0f} | {ratio:.3f} | {100 * mfu(img_s):.1f}% |",
-                  flush=True)
+            out[f"e{engines} bs{bs}"] = {
+                "engines": engines,
+                "bs": bs,
+                "img_s": img_s,
+                "ratio": ratio,
+                "setup_s": report.setup_s,
+                "nodes": report.nodes,
+            }
+            print(
+                f"| {engines} | {bs} | {img_s:,.0f} | {ceilings[bs]:,.0f} | {ratio:.3f} | {100 * mfu(img_s):.1f}% |",
+                flush=True,
+            )
     return out
 
 
@@ -148,8 +174,14 @@ def _write_jpegs(folder: Path, count: int, repeat: int) -> Path:
         parts = os.cpu_count() or 4
         per = -(-count // parts)
         with ProcessPoolExecutor(parts) as pool:
-            list(pool.map(write_synthetic_dataset, [folder / f"p{k}" for k in range(parts)], [per] * parts,
-                          list(range(parts))))
+            list(
+                pool.map(
+                    write_synthetic_dataset,
+                    [folder / f"p{k}" for k in range(parts)],
+                    [per] * parts,
+                    list(range(parts)),
+                )
+            )
         lines = []
         for k in range(parts):
             for line in (folder / f"p{k}" / "val_map.txt").read_text().splitlines():
@@ -163,16 +195,27 @@ def jpeg(count: int, repeat: int, engines: int, bs: int, decode_workers: list[in
 
     folder = _write_jpegs(Path("/tmp/flowgraph-jpegs"), count, repeat)
     out = {}
-    runs = [(f"nvJPEG decode on the GPU, {w} decode workers", "graphs/resnet50_jpeg_gpu.yaml", {"decode_workers": w})
-            for w in decode_workers]
-    runs.append(("OpenCV decode on 16 CPU cores", "graphs/resnet50_offline_gpu.yaml", {"preprocess_workers": 16}))
+    runs = [
+        (
+            f"nvJPEG decode on the GPU, {w} decode workers",
+            "graphs/resnet50_jpeg_gpu.yaml",
+            {"decode_workers": w},
+        )
+        for w in decode_workers
+    ]
+    runs.append(
+        ("OpenCV decode on 16 CPU cores", "graphs/resnet50_offline_gpu.yaml", {"preprocess_workers": 16})
+    )
     for name, graph_file, extra in runs:
-        graph = Graph.from_yaml(graph_file, {"dataset.path": str(folder), "engine_num": engines, "batch_size": bs,
-                                             **extra})
+        graph = Graph.from_yaml(
+            graph_file, {"dataset.path": str(folder), "engine_num": engines, "batch_size": bs, **extra}
+        )
         report = graph.run_sync(cache_dir=CACHE, announce=lambda m: None)
         s = report.summaries["postprocess"]
-        print(f"\n### {name}: {s['images']} images, p_infer_whole {s['p_infer_whole']:,.0f} img/s, "
-              f"p_infer_core {s['p_infer_core']:,.0f} img/s, whole/core {s['p_infer_whole'] / s['p_infer_core']:.3f}\n")
+        print(
+            f"\n### {name}: {s['images']} images, p_infer_whole {s['p_infer_whole']:,.0f} img/s, "
+            f"p_infer_core {s['p_infer_core']:,.0f} img/s, whole/core {s['p_infer_whole'] / s['p_infer_core']:.3f}\n"
+        )
         print_report(report)
         out[name] = {"summary": s, "nodes": report.nodes}
     return out
@@ -187,23 +230,46 @@ def loadgen(qps_list: list[float], seconds: float, waits: list[float]) -> dict[s
     print("|---|---|---|---|---|")
     runs = [(qps, wait) for wait in waits for qps in qps_list] if seconds > 0 else []
     for qps, wait in runs:
-        options = LoadgenOptions(scenario="Server", target_qps=qps, target_latency_ms=15, time_s=seconds,
-                                 output=Path(f"/tmp/lg/server-{qps:g}"))
+        options = LoadgenOptions(
+            scenario="Server",
+            target_qps=qps,
+            target_latency_ms=15,
+            time_s=seconds,
+            output=Path(f"/tmp/lg/server-{qps:g}"),
+        )
         chosen = {"max_wait_us": wait} if wait >= 0 else {}  # -1: the harness derives it
-        r = run_event_loop(run_loadgen(Path("graphs/resnet50_server_gpu.yaml"), {**base, **chosen}, options,
-                                       lambda m: None, CACHE))
+        r = run_event_loop(
+            run_loadgen(
+                Path("graphs/resnet50_server_gpu.yaml"), {**base, **chosen}, options, lambda m: None, CACHE
+            )
+        )
         r.extra.setdefault("max_wait_us", wait)
         p99 = float(r.metrics.get("99.00 percentile latency (ns)", "nan")) / 1e6
         done = r.metrics.get("Completed samples per second", "?")
-        print(f"| {qps:,.0f} | {done} | {p99:.2f} | {r.valid} | {r.extra.get('max_wait_us', 0):.0f} |", flush=True)
-        out["server"].append({"target_qps": qps, "completed": done, "p99_ms": p99, "valid": r.valid,
-                              "reasons": r.reasons, "max_wait_us": r.extra.get("max_wait_us")})
+        print(
+            f"| {qps:,.0f} | {done} | {p99:.2f} | {r.valid} | {r.extra.get('max_wait_us', 0):.0f} |",
+            flush=True,
+        )
+        out["server"].append(
+            {
+                "target_qps": qps,
+                "completed": done,
+                "p99_ms": p99,
+                "valid": r.valid,
+                "reasons": r.reasons,
+                "max_wait_us": r.extra.get("max_wait_us"),
+            }
+        )
     options = LoadgenOptions(scenario="SingleStream", count=3000, output=Path("/tmp/lg/ss"))
-    r = run_event_loop(run_loadgen(Path("graphs/resnet50_singlestream_gpu.yaml"), base, options, lambda m: None, CACHE))
+    r = run_event_loop(
+        run_loadgen(Path("graphs/resnet50_singlestream_gpu.yaml"), base, options, lambda m: None, CACHE)
+    )
     raw = ceiling([1], False)["fp16 CUDA graph bs1"]["ms"]
     p90 = float(next(v for k, v in r.metrics.items() if "90" in k)) / 1e6
-    print(f"\nSingleStream: p90 {p90:.3f} ms (VALID: {r.valid}); raw bs-1 graph replay {raw:.3f} ms; "
-          f"difference {p90 - raw:.3f} ms")
+    print(
+        f"\nSingleStream: p90 {p90:.3f} ms (VALID: {r.valid}); raw bs-1 graph replay {raw:.3f} ms; "
+        f"difference {p90 - raw:.3f} ms"
+    )
     if r.report is not None:
         from flowgraph.cli import print_report
 
@@ -219,10 +285,19 @@ def qsl_offline(bs: int, engines: int) -> dict[str, Any]:
     out = {}
     print("\n| QSL samples | LoadGen Offline samples/s | VALID |\n|---|---|---|")
     for where, on_device in (("host memory", False), ("GPU memory (start_from_device)", True)):
-        overrides = {"dataset.synthetic_count": 1024, "preprocess_workers": 16, "batch_size": bs, "engine_num": engines,
-                     "loadgen.start_from_device": on_device}
-        options = LoadgenOptions(scenario="Offline", target_qps=12000, time_s=5, output=Path(f"/tmp/lg/off-{on_device}"))
-        r = run_event_loop(run_loadgen(Path("graphs/resnet50_offline_gpu.yaml"), overrides, options, lambda m: None, CACHE))
+        overrides = {
+            "dataset.synthetic_count": 1024,
+            "preprocess_workers": 16,
+            "batch_size": bs,
+            "engine_num": engines,
+            "loadgen.start_from_device": on_device,
+        }
+        options = LoadgenOptions(
+            scenario="Offline", target_qps=12000, time_s=5, output=Path(f"/tmp/lg/off-{on_device}")
+        )
+        r = run_event_loop(
+            run_loadgen(Path("graphs/resnet50_offline_gpu.yaml"), overrides, options, lambda m: None, CACHE)
+        )
         rate = r.metrics.get("Samples per second", "?")
         print(f"| {where} | {rate} | {r.valid} |", flush=True)
         out[where] = {"samples_per_s": rate, "valid": r.valid, "reasons": r.reasons}
@@ -235,17 +310,23 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--engines", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--images", type=int, default=32768)
-    parser.add_argument("--compile", action="store_true", help="ceiling: also torch.compile at the largest bs")
+    parser.add_argument(
+        "--compile", action="store_true", help="ceiling: also torch.compile at the largest bs"
+    )
     parser.add_argument("--qps", type=float, nargs="+", default=[6000, 9000, 11000, 12500])
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--decode-workers", type=int, nargs="+", default=[2])
-    parser.add_argument("--waits", type=float, nargs="+", default=[-1], help="Server max_wait_us; -1 = derived")
+    parser.add_argument(
+        "--waits", type=float, nargs="+", default=[-1], help="Server max_wait_us; -1 = derived"
+    )
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
     args = parser.parse_args()
     import torch
 
-    print(f"# {time.strftime('%Y-%m-%d')} {torch.cuda.get_device_name(0)}, torch {torch.__version__}, "
-          f"python {platform.python_version()}, {os.cpu_count()} cores: python bench/gpu.py {' '.join(sys.argv[1:])}")
+    print(
+        f"# {time.strftime('%Y-%m-%d')} {torch.cuda.get_device_name(0)}, torch {torch.__version__}, "
+        f"python {platform.python_version()}, {os.cpu_count()} cores: python bench/gpu.py {' '.join(sys.argv[1:])}"
+    )
     if args.part == "ceiling":
         print("| variant | bs | ms/batch | img/s | MFU | setup s |\n|---|---|---|---|---|---|")
         result = ceiling(args.sizes, args.compile)
@@ -260,7 +341,6 @@ def main() -> None:
         result = loadgen(args.qps, args.seconds, args.waits)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"gpu_{args.part}.json").write_text(json.dumps(result, indent=1, default=str))
-
 
 
 if __name__ == "__main__":

@@ -17,7 +17,20 @@ from .errors import (
 )
 from .graph import Graph, Run, run_event_loop
 from .load import LoadedGraph, load_graph, load_graph_text
-from .node import END, SKIP, NoParams, SampleFailed, Node, NodeContext, Port, Source, WorkerIO, WorkerRule, sample_count, sample_of
+from .node import (
+    END,
+    SKIP,
+    Node,
+    NodeContext,
+    NoParams,
+    Port,
+    SampleFailed,
+    Source,
+    WorkerIO,
+    WorkerRule,
+    sample_count,
+    sample_of,
+)
 from .registry import all_node_types, node_type, resolve
 from .report import Report
 from .runtime import Failure

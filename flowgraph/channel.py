@@ -10,6 +10,7 @@ never suspend.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from typing import Any
 
@@ -137,14 +138,13 @@ class Channel:
         """A waiter was cancelled: forget it, and pass on a wake-up that may have been meant for it.
         (The waits are written inline in put/get: a helper coroutine would add a frame to every hop.)"""
         fut.cancel()
-        try:
+        with contextlib.suppress(ValueError):  # already popped by a waker
             waiters.remove(fut)
-        except ValueError:
-            pass
         if waiters is self._putters and len(self._items) < self.capacity:
             _wake_one(self._putters)
         elif waiters is self._getters and self._items:
             _wake_one(self._getters)
+
 
 def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:
     while waiters:

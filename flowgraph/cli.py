@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import Sequence
@@ -17,7 +18,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .errors import DependencyMissing, FlowgraphError, GraphFileError, GraphStopped, NodeFailure, RegistryError
+from .errors import (
+    DependencyMissing,
+    FlowgraphError,
+    GraphFileError,
+    GraphStopped,
+    NodeFailure,
+    RegistryError,
+)
 from .export import FORMATS, export
 from .graph import Graph, Run, run_event_loop
 from .load import parse_override
@@ -37,8 +45,14 @@ if not out.is_terminal:  # piped into a file or CI log: don't squeeze tables int
 
 def _graph_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("graph", type=Path, help="graph YAML file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a graph parameter (engine_num=2) or a node param (inference.threads=1)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a graph parameter (engine_num=2) or a node param (inference.threads=1)",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -46,11 +60,15 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace, scenario: str | None = None, check_environment: bool = True) -> Graph:
-    return Graph.from_yaml(args.graph, _overrides(args), scenario=scenario, check_environment=check_environment)
+    return Graph.from_yaml(
+        args.graph, _overrides(args), scenario=scenario, check_environment=check_environment
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="flowgraph", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="flowgraph", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check a graph file without running it")
@@ -70,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--time", type=float, help="min_duration in seconds for a quick run")
     lg.add_argument("--mlperf-conf", type=Path, help="mlperf.conf (default: LoadGen's built-in)")
     lg.add_argument("--user-conf", type=Path, help="user.conf with this system's settings")
-    lg.add_argument("--output", type=Path, help="LoadGen log folder (default results/<graph>/<scenario>/<mode>)")
+    lg.add_argument(
+        "--output", type=Path, help="LoadGen log folder (default results/<graph>/<scenario>/<mode>)"
+    )
 
     p = sub.add_parser("viz", help="export the graph as DOT, Mermaid, JSON, SVG or PNG")
     _graph_args(p)
@@ -100,8 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("accuracy", help="top-1 from an MLPerf mlperf_log_accuracy.json")
     p.add_argument("log", type=Path)
     p.add_argument("--val-map", type=Path, required=True)
-    p.add_argument("--label-offset", type=int, default=0,
-                   help="added to the logged class before comparing (MLPerf's resnet50_v1.onnx: -1)")
+    p.add_argument(
+        "--label-offset",
+        type=int,
+        default=0,
+        help="added to the logged class before comparing (MLPerf's resnet50_v1.onnx: -1)",
+    )
     return parser
 
 
@@ -135,8 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     graph = _load(args, args.scenario)
     c = graph.checked
-    out.print(f"{args.graph}: ok — {len(c.nodes)} nodes, {len(c.edges)} edges: " + " → ".join(c.topological_order()),
-              highlight=False, soft_wrap=True)
+    out.print(
+        f"{args.graph}: ok — {len(c.nodes)} nodes, {len(c.edges)} edges: "
+        + " → ".join(c.topological_order()),
+        highlight=False,
+        soft_wrap=True,
+    )
     return EXIT_OK
 
 
@@ -152,7 +180,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"report written to {args.report}")
     if report.results and not args.quiet:
         shown = ", ".join(repr(r) for r in report.results[:8])
-        out.print(f"{len(report.results)} results: {shown}{' …' if len(report.results) > 8 else ''}", highlight=False)
+        out.print(
+            f"{len(report.results)} results: {shown}{' …' if len(report.results) > 8 else ''}",
+            highlight=False,
+        )
     if report.stopped is not None:
         busy = ", ".join(f"{k}: {v}" for k, v in report.stopped.items() if v) or "nothing"
         console.print(f"[yellow]stopped by Ctrl-C; in flight at the stop: {busy}[/yellow]", highlight=False)
@@ -168,10 +199,19 @@ def cmd_run_loadgen(args: argparse.Namespace) -> int:
     from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
 
     options = LoadgenOptions(
-        scenario=args.scenario or "Offline", mode=args.mode or "performance", target_qps=args.target_qps,
-        target_latency_ms=args.target_latency_ms, count=args.count, time_s=args.time,
-        mlperf_conf=args.mlperf_conf, user_conf=args.user_conf, output=args.output)
-    announce = (lambda msg: None) if args.quiet else (lambda msg: console.print(msg, highlight=False, markup=False))
+        scenario=args.scenario or "Offline",
+        mode=args.mode or "performance",
+        target_qps=args.target_qps,
+        target_latency_ms=args.target_latency_ms,
+        count=args.count,
+        time_s=args.time,
+        mlperf_conf=args.mlperf_conf,
+        user_conf=args.user_conf,
+        output=args.output,
+    )
+    announce = (
+        (lambda msg: None) if args.quiet else (lambda msg: console.print(msg, highlight=False, markup=False))
+    )
     result = run_event_loop(run_loadgen(args.graph, _overrides(args), options, announce))
     verdict = {True: "[green]VALID[/green]", False: "[red]INVALID[/red]", None: "[yellow]no summary[/yellow]"}
     out.print(f"[bold]{result.scenario}[/bold] {result.mode}: {verdict[result.valid]}", highlight=False)
@@ -200,7 +240,12 @@ def print_report(report: Report) -> None:
         table.add_column("metric")
         table.add_column("value", justify="right")
         for key, value in summary.items():
-            table.add_row(key, f"{value:,}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value))
+            table.add_row(
+                key,
+                f"{value:,}"
+                if isinstance(value, int | float) and not isinstance(value, bool)
+                else str(value),
+            )
         out.print(table)
 
 
@@ -214,17 +259,18 @@ def install_interrupt(run: Run) -> None:
         presses += 1
         in_flight = {k: v for k, v in run.runtime.in_flight().items() if v}
         if presses == 1:
-            console.print(f"\n[yellow]Ctrl-C: draining (in flight: {in_flight or 'nothing'}); "
-                          "press again to cancel[/yellow]", highlight=False)
+            console.print(
+                f"\n[yellow]Ctrl-C: draining (in flight: {in_flight or 'nothing'}); "
+                "press again to cancel[/yellow]",
+                highlight=False,
+            )
             run.stop(drain=True)
         else:
             console.print("\n[yellow]Ctrl-C again: cancelling[/yellow]")
             run.stop(drain=False)
 
-    try:
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on the main thread, or Windows
         loop.add_signal_handler(signal.SIGINT, on_sigint)
-    except (NotImplementedError, RuntimeError):  # not on the main thread, or Windows
-        pass
 
 
 async def _run_with_progress(graph: Graph, quiet: bool) -> Report:
@@ -237,9 +283,15 @@ async def _run_with_progress(graph: Graph, quiet: bool) -> Report:
         sinks = [metrics[name] for name in run.runtime.sinks()]
         expected = [s.expected_items() for s in sources]
         total = sum(e for e in expected if e is not None) if all(e is not None for e in expected) else None
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
-                      transient=True) as progress:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
             task = progress.add_task(graph.name, total=total, rate="")
             waiter = asyncio.ensure_future(run.wait())
             try:
@@ -292,8 +344,13 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     for col in ("type", "inputs", "outputs", "workers", "params"):
         table.add_column(col)
     for name, cls in types.items():
-        ins = ", ".join(f"{p}: {port.type.__name__}{' (per worker)' if port.partitioned else ''}"
-                        for p, port in cls.inputs.items()) or "—"
+        ins = (
+            ", ".join(
+                f"{p}: {port.type.__name__}{' (per worker)' if port.partitioned else ''}"
+                for p, port in cls.inputs.items()
+            )
+            or "—"
+        )
         outs = ", ".join(f"{p}: {port.type.__name__}" for p, port in cls.outputs.items()) or "—"
         fields = []
         for fname, field in cls.Params.model_fields.items():
@@ -319,8 +376,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     from flowgraph.nodes.dataset import write_synthetic_dataset
 
-    folder = write_synthetic_dataset(args.out, args.count, seed=args.seed,
-                                     progress=lambda i, n: None)
+    folder = write_synthetic_dataset(args.out, args.count, seed=args.seed, progress=lambda i, n: None)
     console.print(f"wrote {args.count} JPEGs and val_map.txt to {folder}")
     return EXIT_OK
 
@@ -342,8 +398,13 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "validate": cmd_validate, "run": cmd_run, "viz": cmd_viz, "nodes": cmd_nodes,
-    "data": cmd_data, "model": cmd_model, "accuracy": cmd_accuracy,
+    "validate": cmd_validate,
+    "run": cmd_run,
+    "viz": cmd_viz,
+    "nodes": cmd_nodes,
+    "data": cmd_data,
+    "model": cmd_model,
+    "accuracy": cmd_accuracy,
 }
 
 if __name__ == "__main__":

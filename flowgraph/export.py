@@ -31,11 +31,17 @@ def _node_label(graph: CheckedGraph, name: str, throughput: Mapping[str, float] 
 
 
 def to_dot(graph: CheckedGraph, throughput: Mapping[str, float] | None = None) -> str:
-    lines = [f'digraph "{graph.name}" {{', "  rankdir=LR;", '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb"];']
+    lines = [
+        f'digraph "{graph.name}" {{',
+        "  rankdir=LR;",
+        '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb"];',
+    ]
     for name in graph.topological_order():
         lines.append(f'  "{name}" [label="{_node_label(graph, name, throughput)}"];')
     for e in graph.edges:
-        lines.append(f'  "{e.source}" -> "{e.target}" [label="{e.source_port}->{e.target_port}\\ncap {e.capacity}"];')
+        lines.append(
+            f'  "{e.source}" -> "{e.target}" [label="{e.source_port}->{e.target_port}\\ncap {e.capacity}"];'
+        )
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -49,7 +55,9 @@ def to_mermaid(graph: CheckedGraph, throughput: Mapping[str, float] | None = Non
         label = _node_label(graph, name, throughput).replace("\\n", "<br/>")
         lines.append(f'    {ident(name)}["{label}"]')
     for e in graph.edges:
-        lines.append(f'    {ident(e.source)} -->|"{e.source_port}→{e.target_port} cap {e.capacity}"| {ident(e.target)}')
+        lines.append(
+            f'    {ident(e.source)} -->|"{e.source_port}→{e.target_port} cap {e.capacity}"| {ident(e.target)}'
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -61,7 +69,9 @@ def to_json(graph: CheckedGraph, throughput: Mapping[str, float] | None = None) 
             attrs["items_per_s"] = throughput[name]
         g.add_node(name, **attrs)
     for e in graph.edges:
-        g.add_edge(e.source, e.target, source_port=e.source_port, target_port=e.target_port, capacity=e.capacity)
+        g.add_edge(
+            e.source, e.target, source_port=e.source_port, target_port=e.target_port, capacity=e.capacity
+        )
     return json.dumps(nx.node_link_data(g, edges="edges"), indent=2) + "\n"
 
 
@@ -78,9 +88,15 @@ def export(graph: CheckedGraph, fmt: str, throughput: Mapping[str, float] | None
         if dot is None:
             raise DependencyMissing(
                 f"rendering {fmt} needs Graphviz's `dot` program (apt-get install graphviz / brew install graphviz);"
-                " `--format dot` or `--format mermaid` work without it")
-        done = subprocess.run([dot, f"-T{fmt}"], input=to_dot(graph, throughput).encode(), capture_output=True,
-                              check=False, timeout=60)
+                " `--format dot` or `--format mermaid` work without it"
+            )
+        done = subprocess.run(
+            [dot, f"-T{fmt}"],
+            input=to_dot(graph, throughput).encode(),
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"dot failed: {done.stderr.decode(errors='replace')}")
         return done.stdout

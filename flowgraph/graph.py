@@ -34,16 +34,31 @@ class Graph:
         self.checked = checked
 
     @classmethod
-    def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None, *,
-                  scenario: str | None = None, check_environment: bool = True) -> Graph:
+    def from_yaml(
+        cls,
+        path: str | Path,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        scenario: str | None = None,
+        check_environment: bool = True,
+    ) -> Graph:
         """Load and validate a graph file; raises ``GraphFileError`` / ``GraphValidationError``."""
         return cls(validate(load_graph(path, overrides, scenario), check_environment=check_environment))
 
     @classmethod
-    def from_text(cls, text: str, overrides: Mapping[str, Any] | None = None, *, file: str = "<graph>",
-                  scenario: str | None = None, check_environment: bool = True) -> Graph:
+    def from_text(
+        cls,
+        text: str,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        file: str = "<graph>",
+        scenario: str | None = None,
+        check_environment: bool = True,
+    ) -> Graph:
         """Like ``from_yaml`` for YAML held in a string."""
-        return cls(validate(load_graph_text(text, file, overrides, scenario), check_environment=check_environment))
+        return cls(
+            validate(load_graph_text(text, file, overrides, scenario), check_environment=check_environment)
+        )
 
     @property
     def name(self) -> str:
@@ -57,12 +72,22 @@ class Graph:
     def nodes(self) -> Mapping[str, CheckedNode]:
         return self.checked.nodes
 
-    def start(self, *, results_capacity: int = 1024, cache_dir: Path | None = None,
-              announce: Callable[[str], None] = print,
-              on_failure: Iterable[Callable[[Failure], None]] = ()) -> Run:
+    def start(
+        self,
+        *,
+        results_capacity: int = 1024,
+        cache_dir: Path | None = None,
+        announce: Callable[[str], None] = print,
+        on_failure: Iterable[Callable[[Failure], None]] = (),
+    ) -> Run:
         """A new run of this graph, to be entered with ``async with``."""
-        runtime = Runtime(self.checked, results_capacity=results_capacity, cache_dir=cache_dir, announce=announce,
-                          on_failure=on_failure)
+        runtime = Runtime(
+            self.checked,
+            results_capacity=results_capacity,
+            cache_dir=cache_dir,
+            announce=announce,
+            on_failure=on_failure,
+        )
         return Run(runtime)
 
     async def run(self, items: Iterable[Any] | AsyncIterable[Any] | None = None, **start: Any) -> Report:
@@ -93,8 +118,9 @@ class Run:
         self._task = asyncio.create_task(self.runtime.run(), name=f"flowgraph:{self.runtime.graph.name}")
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc is not None:
             self.stop(drain=False)
             await asyncio.gather(self._task, *self._feeders, return_exceptions=True)  # type: ignore[arg-type]

@@ -77,7 +77,9 @@ def load_graph(
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise GraphFileError([Issue(str(path), None, None, f"cannot read graph file: {exc.strerror or exc}")]) from exc
+        raise GraphFileError(
+            [Issue(str(path), None, None, f"cannot read graph file: {exc.strerror or exc}")]
+        ) from exc
     return load_graph_text(text, str(path), overrides, scenario)
 
 
@@ -125,14 +127,22 @@ def _extend(child: dict[str, Any], child_source: SourceMap) -> tuple[dict[str, A
     allowed = {"name", "description", "params"}
     extra = set(child) - allowed
     if extra or not isinstance(base_name, str):
-        raise GraphFileError([child_source.issue((sorted(extra)[0],) if extra else ("extends",),
-                                                 "a graph that extends another sets only name, description and params",
-                                                 fix="put nodes, edges and scenarios in the base file")])
+        raise GraphFileError(
+            [
+                child_source.issue(
+                    (sorted(extra)[0],) if extra else ("extends",),
+                    "a graph that extends another sets only name, description and params",
+                    fix="put nodes, edges and scenarios in the base file",
+                )
+            ]
+        )
     base_path = Path(child_source.file).parent / base_name
     try:
         text = base_path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise GraphFileError([child_source.issue(("extends",), f"cannot read base graph {base_path}: {exc.strerror}")]) from None
+        raise GraphFileError(
+            [child_source.issue(("extends",), f"cannot read base graph {base_path}: {exc.strerror}")]
+        ) from None
     raw, lines = _parse_yaml(text, str(base_path))
     if not isinstance(raw, dict):
         raise GraphFileError([Issue(str(base_path), None, None, "the base graph must be a mapping")])
@@ -170,7 +180,9 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     return _to_python(root, (), lines, constructor, file), lines
 
 
-def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int], ctor: yaml.SafeLoader, file: str) -> Any:
+def _to_python(
+    node: yaml.Node, path: Path_, lines: dict[Path_, int], ctor: yaml.SafeLoader, file: str
+) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -178,7 +190,15 @@ def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int], ctor: yaml
             key = ctor.construct_object(key_node, deep=True)
             if key in out:
                 raise GraphFileError(
-                    [Issue(file, key_node.start_mark.line + 1, None, f"duplicate key {key!r}", "keep one of them")]
+                    [
+                        Issue(
+                            file,
+                            key_node.start_mark.line + 1,
+                            None,
+                            f"duplicate key {key!r}",
+                            "keep one of them",
+                        )
+                    ]
                 )
             lines[(*path, key)] = key_node.start_mark.line + 1
             out[key] = _to_python(value_node, (*path, key), lines, ctor, file)
@@ -211,7 +231,9 @@ def _flat_names(params: Mapping[str, Any], prefix: str = "") -> list[str]:
     return names
 
 
-def _substitute(value: Any, params: Mapping[str, Any], path: Path_, source: SourceMap, issues: list[Issue]) -> Any:
+def _substitute(
+    value: Any, params: Mapping[str, Any], path: Path_, source: SourceMap, issues: list[Issue]
+) -> Any:
     if isinstance(value, dict):
         return {k: _substitute(v, params, (*path, k), source, issues) for k, v in value.items()}
     if isinstance(value, list):
@@ -264,8 +286,14 @@ def _apply_override(raw: dict[str, Any], key: str, value: Any, source: SourceMap
         return
     choices = _flat_names(params) + [f"{n}.<param>" for n in (nodes or {})]
     close = difflib.get_close_matches(key, choices, n=3)
-    fix = f"did you mean {', '.join(close)}?" if close else f"known parameters: {', '.join(_flat_names(params)) or 'none'}"
-    raise GraphFileError([Issue(source.file, None, None, f"--set {key}: no graph parameter or node named {head!r}", fix)])
+    fix = (
+        f"did you mean {', '.join(close)}?"
+        if close
+        else f"known parameters: {', '.join(_flat_names(params)) or 'none'}"
+    )
+    raise GraphFileError(
+        [Issue(source.file, None, None, f"--set {key}: no graph parameter or node named {head!r}", fix)]
+    )
 
 
 def _apply_scenario_params(raw: dict[str, Any], scenario: str, source: SourceMap) -> None:
@@ -274,7 +302,9 @@ def _apply_scenario_params(raw: dict[str, Any], scenario: str, source: SourceMap
         return  # a scenario the file does not specialise runs the graph as written
     scenario_params = (scenarios[scenario] or {}).get("params") or {}
     for key, value in scenario_params.items():
-        _set_dotted(raw["params"], key, copy.deepcopy(value)) if "." in key else raw["params"].__setitem__(key, value)
+        _set_dotted(raw["params"], key, copy.deepcopy(value)) if "." in key else raw["params"].__setitem__(
+            key, value
+        )
 
 
 def _bypass(spec: GraphSpec, scenario: str, source: SourceMap) -> GraphSpec:
@@ -292,11 +322,22 @@ def _bypass(spec: GraphSpec, scenario: str, source: SourceMap) -> GraphSpec:
         out_of = [e for e in edges if e.source.node == name]
         if len(into) != 1 or len(out_of) != 1:
             raise GraphFileError(
-                [source.issue(path, f"scenario {scenario} bypasses {name!r}, which needs exactly one edge in and one out",
-                              node=name, fix="bypass only pass-through stages such as batch_merge / batch_split")]
+                [
+                    source.issue(
+                        path,
+                        f"scenario {scenario} bypasses {name!r}, which needs exactly one edge in and one out",
+                        node=name,
+                        fix="bypass only pass-through stages such as batch_merge / batch_split",
+                    )
+                ]
             )
-        spliced = EdgeSpec(**{"from": into[0].source, "to": out_of[0].target,
-                              "capacity": max(into[0].capacity, out_of[0].capacity)})
+        spliced = EdgeSpec(
+            **{
+                "from": into[0].source,
+                "to": out_of[0].target,
+                "capacity": max(into[0].capacity, out_of[0].capacity),
+            }
+        )
         edges = [e for e in edges if e not in (into[0], out_of[0])] + [spliced]
         del nodes[name]
     return spec.model_copy(update={"nodes": nodes, "edges": edges})
@@ -311,7 +352,11 @@ def _pydantic_issue(err: Any, source: SourceMap, raw: Mapping[str, Any]) -> Issu
         parent = loc[:-1]
         allowed = _allowed_keys(parent)
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=2)
-        fix = f"did you mean {' or '.join(close)}?" if close else (f"allowed keys: {', '.join(allowed)}" if allowed else None)
+        fix = (
+            f"did you mean {' or '.join(close)}?"
+            if close
+            else (f"allowed keys: {', '.join(allowed)}" if allowed else None)
+        )
         return source.issue(loc, f"unknown key {key!r}", node=node, fix=fix)
     if kind == "missing":
         return source.issue(loc[:-1], f"missing required key {key!r}", node=node)
@@ -331,4 +376,3 @@ def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
     elif len(parent) == 2 and parent[0] == "scenarios":
         model = ScenarioSpec
     return list(model.model_fields) if model else []
-

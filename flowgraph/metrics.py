@@ -78,9 +78,14 @@ class NodeMetrics:
         span = max(self.finished - self.started, 1e-9)
         lat = self.latency.percentiles(50, 90, 99)
         return {
-            "node": self.name, "type": self.type, "workers": self.workers,
-            "items_in": self.items_in, "items_out": self.items_out, "failed": self.failed,
-            "busy_s": round(self.busy, 6), "wait_in_s": round(self.wait_in_s, 6),
+            "node": self.name,
+            "type": self.type,
+            "workers": self.workers,
+            "items_in": self.items_in,
+            "items_out": self.items_out,
+            "failed": self.failed,
+            "busy_s": round(self.busy, 6),
+            "wait_in_s": round(self.wait_in_s, 6),
             "wait_out_s": round(self.wait_out_s, 6),
             "utilization": round(self.busy / (span * self.workers), 4) if self.finished else 0.0,
             "items_per_s": round(self.items_out / span, 2) if self.finished else 0.0,

@@ -49,8 +49,12 @@ class Report:
             nodes=[m.as_dict() for m in metrics.values()],
             edges=[e.as_dict() for e in runtime.edges],
             failures=list(runtime.failures),
-            samples={"entered": entered, "completed": completed, "failed": failed,
-                     "dropped": max(0, entered - completed - failed)},
+            samples={
+                "entered": entered,
+                "completed": completed,
+                "failed": failed,
+                "dropped": max(0, entered - completed - failed),
+            },
             summaries={k: v for k, v in summaries.items() if v},
             stopped=runtime.stopped.in_flight if runtime.stopped else None,
             results=results,
@@ -63,10 +67,15 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "graph": self.graph, "wall_s": round(self.wall_s, 6), "setup_s": round(self.setup_s, 6),
+            "graph": self.graph,
+            "wall_s": round(self.wall_s, 6),
+            "setup_s": round(self.setup_s, 6),
             "samples": self.samples,
-            "nodes": self.nodes, "edges": self.edges, "summaries": self.summaries,
-            "failures": [asdict(f) for f in self.failures], "stopped": self.stopped,
+            "nodes": self.nodes,
+            "edges": self.edges,
+            "summaries": self.summaries,
+            "failures": [asdict(f) for f in self.failures],
+            "stopped": self.stopped,
         }
 
     def write_json(self, path: str | Path) -> None:
@@ -75,14 +84,39 @@ class Report:
     def node_table(self) -> Table:
         """Where the time went, per node: the first place to look when a pipeline is slow."""
         s = self.samples
-        table = Table(title=f"{self.graph}: {self.wall_s:.3f} s (+{self.setup_s:.2f} s setup); samples: "
-                            f"{s['entered']} entered, {s['completed']} completed, {s['failed']} failed, {s['dropped']} dropped")
-        for col in ("node", "type", "workers", "in", "out", "failed", "items/s", "busy %", "wait in s",
-                    "wait out s", "p50 ms", "p99 ms"):
+        table = Table(
+            title=f"{self.graph}: {self.wall_s:.3f} s (+{self.setup_s:.2f} s setup); samples: "
+            f"{s['entered']} entered, {s['completed']} completed, {s['failed']} failed, {s['dropped']} dropped"
+        )
+        for col in (
+            "node",
+            "type",
+            "workers",
+            "in",
+            "out",
+            "failed",
+            "items/s",
+            "busy %",
+            "wait in s",
+            "wait out s",
+            "p50 ms",
+            "p99 ms",
+        ):
             table.add_column(col, justify="left" if col in ("node", "type") else "right")
         for n in self.nodes:
             lat = n["latency_ms"]
-            table.add_row(n["node"], n["type"], str(n["workers"]), str(n["items_in"]), str(n["items_out"]),
-                          str(n["failed"]), f"{n['items_per_s']:.1f}", f"{100 * n['utilization']:.0f}",
-                          f"{n['wait_in_s']:.3f}", f"{n['wait_out_s']:.3f}", f"{lat['p50']:.3f}", f"{lat['p99']:.3f}")
+            table.add_row(
+                n["node"],
+                n["type"],
+                str(n["workers"]),
+                str(n["items_in"]),
+                str(n["items_out"]),
+                str(n["failed"]),
+                f"{n['items_per_s']:.1f}",
+                f"{100 * n['utilization']:.0f}",
+                f"{n['wait_in_s']:.3f}",
+                f"{n['wait_out_s']:.3f}",
+                f"{lat['p50']:.3f}",
+                f"{lat['p99']:.3f}",
+            )
         return table

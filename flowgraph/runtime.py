@@ -111,8 +111,13 @@ class Outbox:
 
     __slots__ = ("_declared", "_default", "_m", "_ports", "direct", "source")
 
-    def __init__(self, ports: dict[str, list[list[Channel]]], metrics: NodeMetrics, source: bool,
-                 declared: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        ports: dict[str, list[list[Channel]]],
+        metrics: NodeMetrics,
+        source: bool,
+        declared: tuple[str, ...] = (),
+    ) -> None:
         # ports[name] = one entry per edge; each entry is the target's channels (one per partition)
         self._ports = ports
         self._declared = declared or tuple(ports)
@@ -120,14 +125,18 @@ class Outbox:
         self.source = source
         self._default = self._declared[0] if len(self._declared) == 1 else None
         only = next(iter(ports.values())) if len(ports) == 1 else None
-        self.direct: Channel | None = only[0][0] if only is not None and len(only) == 1 and len(only[0]) == 1 else None
+        self.direct: Channel | None = (
+            only[0][0] if only is not None and len(only) == 1 and len(only[0]) == 1 else None
+        )
         """The one channel a single-port, single-edge, unpartitioned output feeds: the hot path's target."""
 
     async def send(self, item: Any, port: str | None = None, partition: int | None = None) -> None:
         """Put ``item`` on ``port`` (optional when the node has one output port)."""
         name = port or self._default
         if name is None:
-            raise ValueError(f"node has output ports {list(self._declared)}; send(item, port=...) must name one")
+            raise ValueError(
+                f"node has output ports {list(self._declared)}; send(item, port=...) must name one"
+            )
         edges = self._ports.get(name)
         m = self._m
         if edges is None:
@@ -136,8 +145,11 @@ class Outbox:
             m.items_out += 1  # an optional port left unconnected: the item ends here
             return
         for targets in edges:
-            channel = targets[0] if len(targets) == 1 else targets[
-                partition if partition is not None else _least_loaded(targets)]
+            channel = (
+                targets[0]
+                if len(targets) == 1
+                else targets[partition if partition is not None else _least_loaded(targets)]
+            )
             if len(channel) >= channel.capacity:
                 t0 = _perf()
                 await channel.put(item)
@@ -170,7 +182,7 @@ class ResultStream:
 
     def __init__(self, capacity: int) -> None:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()  # bounded by the semaphore, not maxsize,
-        self._slots = asyncio.Semaphore(capacity)          # so the end marker always fits
+        self._slots = asyncio.Semaphore(capacity)  # so the end marker always fits
         self._error: BaseException | None = None
 
     async def put(self, item: Any) -> None:
@@ -224,13 +236,19 @@ class _WorkerIO:
         self.worker = worker
         sink = not run.outputs
         self.inputs = {
-            port: Inbox(chs[worker] if run.spec.cls.inputs[port].partitioned else chs[0], run.metrics, sink,
-                        run.spec.cls.inputs[port].partitioned)
+            port: Inbox(
+                chs[worker] if run.spec.cls.inputs[port].partitioned else chs[0],
+                run.metrics,
+                sink,
+                run.spec.cls.inputs[port].partitioned,
+            )
             for port, chs in run.inputs.items()
         }
         run.inboxes.extend(self.inputs.values())
         self.inbox = next(iter(self.inputs.values())) if len(self.inputs) == 1 else None  # type: ignore[assignment]
-        self.out = Outbox(run.outputs, run.metrics, source=not run.inputs, declared=tuple(run.spec.cls.outputs))
+        self.out = Outbox(
+            run.outputs, run.metrics, source=not run.inputs, declared=tuple(run.spec.cls.outputs)
+        )
 
     async def offload(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         return await _offload(self._run, fn, *args)
@@ -298,13 +316,16 @@ class Runtime:
                 capacity = max(e.capacity for e in feeding)
                 label = f"{'+'.join(f'{e.source}.{e.source_port}' for e in feeding)} -> {name}.{port_name}"
                 parts = run.spec.workers if port.partitioned else 1
-                run.inputs[port_name] = [Channel(capacity, producers=len(feeding), label=label) for _ in range(parts)]
+                run.inputs[port_name] = [
+                    Channel(capacity, producers=len(feeding), label=label) for _ in range(parts)
+                ]
                 em = EdgeMetrics(label, capacity)
                 self.edges.append(em)
                 self._edge_channels.append((em, run.inputs[port_name]))
         for edge in graph.edges:
             self._runs[edge.source].outputs.setdefault(edge.source_port, []).append(
-                self._runs[edge.target].inputs[edge.target_port])
+                self._runs[edge.target].inputs[edge.target_port]
+            )
 
     # --- public ---------------------------------------------------------------------------------------
 
@@ -380,7 +401,9 @@ class Runtime:
                 for run in self._runs.values():
                     run.metrics.started = _perf()
                     for worker in range(run.spec.workers):
-                        run.tasks.append(group.create_task(self._worker(run, worker), name=f"{run.spec.name}[{worker}]"))
+                        run.tasks.append(
+                            group.create_task(self._worker(run, worker), name=f"{run.spec.name}[{worker}]")
+                        )
         except BaseExceptionGroup as group_error:
             error = _first_failure(group_error)
         except BaseException as exc:
@@ -426,7 +449,9 @@ class Runtime:
             raise failure from exc.error
         except Exception as exc:
             current = next((b.current for b in io.inputs.values() if b.current is not None), None)
-            failure = NodeFailure(run.spec.name, worker, sample_of(current) if current is not None else None, exc)
+            failure = NodeFailure(
+                run.spec.name, worker, sample_of(current) if current is not None else None, exc
+            )
             self._fail_all(failure)
             raise failure from exc
         finally:
@@ -489,8 +514,9 @@ class Runtime:
     def _report_failure(self, run: _NodeRun, sample: object, error: BaseException) -> None:
         self._record_failure(run, -1, sample, error)
 
-    def _record_failure(self, run: _NodeRun, worker: int, item: Any, error: BaseException,
-                        item_given: bool = False) -> None:
+    def _record_failure(
+        self, run: _NodeRun, worker: int, item: Any, error: BaseException, item_given: bool = False
+    ) -> None:
         sample = sample_of(item) if item_given else item
         count = sample_count(item) if item_given else (len(item) if isinstance(item, list) else 1)
         failure = Failure(run.spec.name, worker, sample, f"{type(error).__name__}: {error}", count)

@@ -91,8 +91,14 @@ def _resolve_types(loaded: LoadedGraph, src: SourceMap) -> tuple[dict[str, type[
         try:
             classes[name] = resolve(node.type)
         except RegistryError as exc:
-            issues.append(src.issue(("nodes", name, "type"), str(exc), node=name,
-                                    fix="run `flowgraph nodes` to list the registered types"))
+            issues.append(
+                src.issue(
+                    ("nodes", name, "type"),
+                    str(exc),
+                    node=name,
+                    fix="run `flowgraph nodes` to list the registered types",
+                )
+            )
     return classes, issues
 
 
@@ -111,16 +117,33 @@ def _parse_params_and_workers(
                 key = ".".join(str(p) for p in loc)
                 if err["type"] == "extra_forbidden":
                     close = difflib.get_close_matches(str(loc[-1]), list(cls.Params.model_fields), n=2)
-                    fix = f"did you mean {' or '.join(close)}?" if close else (
-                        f"{node.type} takes: {', '.join(cls.Params.model_fields) or 'no params'}")
-                    issues.append(src.issue(("nodes", name, "params", *loc), f"unknown param {key!r}",
-                                            node=name, fix=fix))
+                    fix = (
+                        f"did you mean {' or '.join(close)}?"
+                        if close
+                        else (f"{node.type} takes: {', '.join(cls.Params.model_fields) or 'no params'}")
+                    )
+                    issues.append(
+                        src.issue(
+                            ("nodes", name, "params", *loc), f"unknown param {key!r}", node=name, fix=fix
+                        )
+                    )
                 elif err["type"] == "missing":
-                    issues.append(src.issue(("nodes", name), f"missing required param {key!r}", node=name,
-                                            fix=f"add params: {{{key}: ...}} (see `flowgraph nodes {node.type}`)"))
+                    issues.append(
+                        src.issue(
+                            ("nodes", name),
+                            f"missing required param {key!r}",
+                            node=name,
+                            fix=f"add params: {{{key}: ...}} (see `flowgraph nodes {node.type}`)",
+                        )
+                    )
                 else:
-                    issues.append(src.issue(("nodes", name, "params", *loc),
-                                            f"param {key!r}: {err['msg']} (got {err.get('input')!r})", node=name))
+                    issues.append(
+                        src.issue(
+                            ("nodes", name, "params", *loc),
+                            f"param {key!r}: {err['msg']} (got {err.get('input')!r})",
+                            node=name,
+                        )
+                    )
             continue
         rule = cls.worker_rule
         expected = rule.expected(params)
@@ -138,8 +161,15 @@ def _parse_params_and_workers(
     return nodes, issues
 
 
-def _pick_port(ports: dict[str, object], given: str | None, node: str, side: str, path: tuple, src: SourceMap,
-               issues: list[Issue]) -> str | None:
+def _pick_port(
+    ports: dict[str, object],
+    given: str | None,
+    node: str,
+    side: str,
+    path: tuple,
+    src: SourceMap,
+    issues: list[Issue],
+) -> str | None:
     if given is not None:
         if given in ports:
             return given
@@ -151,11 +181,23 @@ def _pick_port(ports: dict[str, object], given: str | None, node: str, side: str
     if len(ports) == 1:
         return next(iter(ports))
     if not ports:
-        issues.append(src.issue(path, f"{node} has no {side} ports", node=node,
-                                fix="a source has no inputs and a sink no outputs; check the edge's direction"))
+        issues.append(
+            src.issue(
+                path,
+                f"{node} has no {side} ports",
+                node=node,
+                fix="a source has no inputs and a sink no outputs; check the edge's direction",
+            )
+        )
     else:
-        issues.append(src.issue(path, f"{node} has several {side} ports; say which", node=node,
-                                fix=f"write one of: {', '.join(f'{node}.{p}' for p in ports)}"))
+        issues.append(
+            src.issue(
+                path,
+                f"{node} has several {side} ports; say which",
+                node=node,
+                fix=f"write one of: {', '.join(f'{node}.{p}' for p in ports)}",
+            )
+        )
     return None
 
 
@@ -179,7 +221,9 @@ def _resolve_edges(
             ports = dict(cls.outputs if side == "output" else cls.inputs)
             ends.append(_pick_port(ports, ref.port, ref.node, side, path, src, issues))
         if None not in ends:
-            edges.append(CheckedEdge(edge.source.node, str(ends[0]), edge.target.node, str(ends[1]), edge.capacity))
+            edges.append(
+                CheckedEdge(edge.source.node, str(ends[0]), edge.target.node, str(ends[1]), edge.capacity)
+            )
     return edges, issues
 
 
@@ -190,41 +234,63 @@ def _edge_index(loaded: LoadedGraph, edge: CheckedEdge) -> int:
     return -1
 
 
-def _check_port_types(edges: list[CheckedEdge], classes: dict[str, type[Node]], loaded: LoadedGraph,
-                      src: SourceMap) -> list[Issue]:
+def _check_port_types(
+    edges: list[CheckedEdge], classes: dict[str, type[Node]], loaded: LoadedGraph, src: SourceMap
+) -> list[Issue]:
     issues = []
     for edge in edges:
         produced = classes[edge.source].outputs[edge.source_port].type
         accepted = classes[edge.target].inputs[edge.target_port].type
         if accepted is object or produced is object or issubclass(produced, accepted):
             continue
-        issues.append(src.issue(
-            ("edges", _edge_index(loaded, edge)),
-            f"type mismatch: {edge.source}.{edge.source_port} produces {produced.__name__} but "
-            f"{edge.target}.{edge.target_port} accepts {accepted.__name__}",
-            node=edge.target,
-            fix=f"put a node that turns {produced.__name__} into {accepted.__name__} between them",
-        ))
+        issues.append(
+            src.issue(
+                ("edges", _edge_index(loaded, edge)),
+                f"type mismatch: {edge.source}.{edge.source_port} produces {produced.__name__} but "
+                f"{edge.target}.{edge.target_port} accepts {accepted.__name__}",
+                node=edge.target,
+                fix=f"put a node that turns {produced.__name__} into {accepted.__name__} between them",
+            )
+        )
     return issues
 
 
-def _check_connections(edges: list[CheckedEdge], classes: dict[str, type[Node]], src: SourceMap) -> list[Issue]:
+def _check_connections(
+    edges: list[CheckedEdge], classes: dict[str, type[Node]], src: SourceMap
+) -> list[Issue]:
     issues = []
     for name, cls in classes.items():
         for port_name, port in cls.inputs.items():
             feeding = [e for e in edges if e.target == name and e.target_port == port_name]
             if port.required and not feeding:
-                issues.append(src.issue(("nodes", name), f"input port {name}.{port_name} is not connected",
-                                        node=name, fix=f"add an edge {{from: <node>, to: {name}.{port_name}}}"))
+                issues.append(
+                    src.issue(
+                        ("nodes", name),
+                        f"input port {name}.{port_name} is not connected",
+                        node=name,
+                        fix=f"add an edge {{from: <node>, to: {name}.{port_name}}}",
+                    )
+                )
         for port_name, port in cls.outputs.items():
             fed = [e for e in edges if e.source == name and e.source_port == port_name]
             if port.required and not fed:
-                issues.append(src.issue(("nodes", name), f"output port {name}.{port_name} is not connected "
-                                        "(its items would be lost)", node=name,
-                                        fix=f"add an edge {{from: {name}.{port_name}, to: <node>}}"))
+                issues.append(
+                    src.issue(
+                        ("nodes", name),
+                        f"output port {name}.{port_name} is not connected (its items would be lost)",
+                        node=name,
+                        fix=f"add an edge {{from: {name}.{port_name}, to: <node>}}",
+                    )
+                )
             if len(fed) > 1 and not port.multi:
-                issues.append(src.issue(("nodes", name), f"output port {name}.{port_name} feeds {len(fed)} edges",
-                                        node=name, fix="put a 'tee' node after it to send each item to every branch"))
+                issues.append(
+                    src.issue(
+                        ("nodes", name),
+                        f"output port {name}.{port_name} feeds {len(fed)} edges",
+                        node=name,
+                        fix="put a 'tee' node after it to send each item to every branch",
+                    )
+                )
     return issues
 
 
@@ -233,8 +299,13 @@ def _digraph(loaded: LoadedGraph, edges: list[CheckedEdge]) -> nx.MultiDiGraph:
     for name, node in loaded.spec.nodes.items():
         graph.add_node(name, type=node.type)
     for edge in edges:
-        graph.add_edge(edge.source, edge.target, source_port=edge.source_port, target_port=edge.target_port,
-                       capacity=edge.capacity)
+        graph.add_edge(
+            edge.source,
+            edge.target,
+            source_port=edge.source_port,
+            target_port=edge.target_port,
+            capacity=edge.capacity,
+        )
     return graph
 
 
@@ -244,8 +315,14 @@ def _check_cycles(graph: nx.MultiDiGraph, src: SourceMap) -> list[Issue]:
     except nx.NetworkXNoCycle:
         return []
     path = [edge[0] for edge in cycle] + [cycle[0][0]]
-    return [src.issue(("nodes", path[0]), f"cycle: {' -> '.join(path)}", node=path[0],
-                      fix="a flowgraph graph is a DAG; remove one of these edges")]
+    return [
+        src.issue(
+            ("nodes", path[0]),
+            f"cycle: {' -> '.join(path)}",
+            node=path[0],
+            fix="a flowgraph graph is a DAG; remove one of these edges",
+        )
+    ]
 
 
 def _check_environment(nodes: dict[str, CheckedNode], src: SourceMap) -> list[Issue]:
@@ -255,5 +332,3 @@ def _check_environment(nodes: dict[str, CheckedNode], src: SourceMap) -> list[Is
         if problem:
             issues.append(src.issue(("nodes", name), problem, node=name))
     return issues
-
-

@@ -8,12 +8,34 @@ or running a general-purpose graph needs none of them.
 
 from __future__ import annotations
 
-from . import grouping, sinks, sources, transform  # general purpose
-from . import batching, dataset, loadgen, postprocess, preprocess, preprocess_gpu, schedule, transfer  # ResNet50
+from . import (  # general purpose  # ResNet50
+    batching,
+    dataset,
+    grouping,
+    loadgen,
+    postprocess,
+    preprocess,
+    preprocess_gpu,
+    schedule,
+    sinks,
+    sources,
+    transfer,
+    transform,
+)
 from .inference import node as inference_node
 
-
 __all__ = [
-    "batching", "dataset", "grouping", "inference_node", "loadgen", "postprocess", "preprocess", "preprocess_gpu", "schedule",
-    "sinks", "sources", "transfer", "transform",
+    "batching",
+    "dataset",
+    "grouping",
+    "inference_node",
+    "loadgen",
+    "postprocess",
+    "preprocess",
+    "preprocess_gpu",
+    "schedule",
+    "sinks",
+    "sources",
+    "transfer",
+    "transform",
 ]

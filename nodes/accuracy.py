@@ -25,8 +25,9 @@ class AccuracyResult:
         return self.good / self.total if self.total else 0.0
 
 
-def top1_from_mlperf_log(log: Path | str, val_map: Path | str, label_offset: int = 0,
-                         dtype: str = "float32") -> AccuracyResult:
+def top1_from_mlperf_log(
+    log: Path | str, val_map: Path | str, label_offset: int = 0, dtype: str = "float32"
+) -> AccuracyResult:
     """Compare each logged answer (plus ``label_offset``) with the val_map label of its ``qsl_idx``."""
     import numpy as np
 

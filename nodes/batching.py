@@ -37,7 +37,9 @@ class _Open:
     def __init__(self, first: Image, max_batch: int, wait_s: float) -> None:
         xp = array_module(first.array)
         self.parts: list[Any] | None = [] if xp.__name__ == "numpy" else None
-        self.array = None if self.parts is not None else xp.empty((max_batch, *first.array.shape), first.array.dtype)
+        self.array = (
+            None if self.parts is not None else xp.empty((max_batch, *first.array.shape), first.array.dtype)
+        )
         self.ids: list[int] = []
         self.labels: list[int] = []
         self.t_starts: list[float] = []
@@ -56,7 +58,9 @@ class _Open:
         n = len(self.ids)
         if self.parts is not None:
             return Batch(self.ids, self.labels, None, self.t_starts, parts=self.parts)
-        return Batch(self.ids, self.labels, self.array[:n] if n < len(self.array) else self.array, self.t_starts)
+        return Batch(
+            self.ids, self.labels, self.array[:n] if n < len(self.array) else self.array, self.t_starts
+        )
 
 
 @node_type("batch_merge")

@@ -32,7 +32,9 @@ class ImageNetParams(BaseModel):
     synthetic_count: int = Field(500, ge=1, description="how many JPEGs 'synthetic' generates")
     seed: int = Field(0, description="seed of the synthetic dataset")
     read_bytes: bool = Field(False, description="read each JPEG in the source (else preprocess reads it)")
-    indices: list[int] | None = Field(None, description="emit only these sample indices (LoadGen's QSL loads)")
+    indices: list[int] | None = Field(
+        None, description="emit only these sample indices (LoadGen's QSL loads)"
+    )
 
 
 def read_val_map(val_map: Path, folder: Path) -> Iterator[tuple[int, Path, int] | SampleFailed]:
@@ -45,7 +47,10 @@ def read_val_map(val_map: Path, folder: Path) -> Iterator[tuple[int, Path, int] 
             parts = line.split()
             where = f"{val_map}:{number}"
             if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                yield SampleFailed(where, ValueError(f"{where}: expected '<file name> <integer label>', got {line.strip()!r}"))
+                yield SampleFailed(
+                    where,
+                    ValueError(f"{where}: expected '<file name> <integer label>', got {line.strip()!r}"),
+                )
                 continue
             yield index, folder / parts[0], int(parts[1])
             index += 1
@@ -72,7 +77,9 @@ class ImageNetSource(Source):
         if p.path == SYNTHETIC:
             folder = synthetic_dataset_dir(self.context.cache_dir, p.synthetic_count, p.seed)
             if not (folder / "val_map.txt").exists():
-                self.context.announce(f"generating {p.synthetic_count} synthetic JPEGs into {folder} (once) …")
+                self.context.announce(
+                    f"generating {p.synthetic_count} synthetic JPEGs into {folder} (once) …"
+                )
                 t0 = time.perf_counter()
                 await self.offload(write_synthetic_dataset, folder, p.synthetic_count, p.seed)
                 self.context.announce(f"… done in {time.perf_counter() - t0:.1f} s")
@@ -80,13 +87,19 @@ class ImageNetSource(Source):
         else:
             self.folder = Path(p.path).expanduser()
             if not self.folder.is_dir():
-                raise FileNotFoundError(f"dataset folder {self.folder} does not exist "
-                                        "(set dataset.path to an ImageNet val folder, or 'synthetic')")
+                raise FileNotFoundError(
+                    f"dataset folder {self.folder} does not exist "
+                    "(set dataset.path to an ImageNet val folder, or 'synthetic')"
+                )
         self.val_map = Path(p.val_map).expanduser() if p.val_map else self.folder / "val_map.txt"
         if not self.val_map.is_file():
-            raise FileNotFoundError(f"{self.val_map} not found: the folder needs a val_map.txt "
-                                    "with '<file name> <label>' per line")
-        self.labels = [e[2] for e in read_val_map(self.val_map, self.folder) if not isinstance(e, SampleFailed)]
+            raise FileNotFoundError(
+                f"{self.val_map} not found: the folder needs a val_map.txt "
+                "with '<file name> <label>' per line"
+            )
+        self.labels = [
+            e[2] for e in read_val_map(self.val_map, self.folder) if not isinstance(e, SampleFailed)
+        ]
         if p.count is not None:
             self.labels = self.labels[: p.count]
 
@@ -125,8 +138,9 @@ def synthetic_dataset_dir(cache_dir: Path, count: int, seed: int) -> Path:
     return cache_dir / "datasets" / f"synthetic-{count}-seed{seed}"
 
 
-def write_synthetic_dataset(out: Path, count: int, seed: int = 0,
-                            progress: Callable[[int, int], None] | None = None) -> Path:
+def write_synthetic_dataset(
+    out: Path, count: int, seed: int = 0, progress: Callable[[int, int], None] | None = None
+) -> Path:
     """Write ``count`` JPEGs of ImageNet-like sizes (about 500x375, some portrait, some odd) and a
     val_map.txt with labels 0..999, the same for the same seed. Content is smooth gradients, shapes and
     texture, so the files compress like photos (tens of kB), not like noise or flat colour."""

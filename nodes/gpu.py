@@ -54,8 +54,10 @@ def cuda_problem(what: str) -> str | None:
     try:
         import cupy
     except ImportError:
-        return (f"{what} needs CuPy and a CUDA GPU: pip install 'flowgraph[gpu]' on a GPU machine "
-                "(or run the CPU graph, graphs/resnet50_offline.yaml)")
+        return (
+            f"{what} needs CuPy and a CUDA GPU: pip install 'flowgraph[gpu]' on a GPU machine "
+            "(or run the CPU graph, graphs/resnet50_offline.yaml)"
+        )
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDARuntimeError without a driver

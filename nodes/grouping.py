@@ -20,7 +20,9 @@ class BatchParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     size: int = Field(ge=1, description="items per batch")
-    max_wait_ms: float | None = Field(None, ge=0, description="emit a partial batch this long after its first item")
+    max_wait_ms: float | None = Field(
+        None, ge=0, description="emit a partial batch this long after its first item"
+    )
 
 
 @node_type("batch")

@@ -38,7 +38,7 @@ from flowgraph import (
     node_type,
     validate,
 )
-from flowgraph.spec import EdgeSpec, GraphSpec, NodeSpec, PortRef
+from flowgraph.spec import EdgeSpec, NodeSpec, PortRef
 
 from .accuracy import AccuracyResult, top1_from_mlperf_log
 from .loadgen_conf import check_conf
@@ -54,7 +54,9 @@ def import_loadgen() -> Any:
     try:
         import mlperf_loadgen
     except ImportError as exc:
-        raise DependencyMissing("LoadGen scenarios need mlcommons-loadgen: pip install 'flowgraph[loadgen]'") from exc
+        raise DependencyMissing(
+            "LoadGen scenarios need mlcommons-loadgen: pip install 'flowgraph[loadgen]'"
+        ) from exc
     return mlperf_loadgen
 
 
@@ -106,13 +108,18 @@ class LoadgenComplete(Node):
             bridge.complete([first, *io.inbox.take_ready(1023)])
 
 
-
 # --- the bridge between LoadGen's threads and the loop -------------------------------------------------
 
 
 class _Bridge:
-    def __init__(self, lg: Any, loop: asyncio.AbstractEventLoop, labels: list[int], load: Callable[[list[int]], Any],
-                 flushable: bool) -> None:
+    def __init__(
+        self,
+        lg: Any,
+        loop: asyncio.AbstractEventLoop,
+        labels: list[int],
+        load: Callable[[list[int]], Any],
+        flushable: bool,
+    ) -> None:
         import numpy as np
 
         self.lg, self.loop, self.labels = lg, loop, labels
@@ -234,26 +241,42 @@ def split_for_loadgen(loaded: LoadedGraph) -> tuple[LoadedGraph, LoadedGraph, st
     after = config.get("complete_after")
     problems = [n for n in qsl | {after} if n not in spec.nodes]
     if not qsl or not after or problems:
-        raise GraphFileError([src.issue(("params", "loadgen"),
-                                        "LoadGen needs params.loadgen with 'qsl' (nodes that load a sample) and "
-                                        "'complete_after' (the node whose predictions answer queries)"
-                                        + (f"; unknown nodes: {problems}" if problems else ""),
-                                        fix="e.g. loadgen: {qsl: [init, preprocess], complete_after: postprocess}")])
+        raise GraphFileError(
+            [
+                src.issue(
+                    ("params", "loadgen"),
+                    "LoadGen needs params.loadgen with 'qsl' (nodes that load a sample) and "
+                    "'complete_after' (the node whose predictions answer queries)"
+                    + (f"; unknown nodes: {problems}" if problems else ""),
+                    fix="e.g. loadgen: {qsl: [init, preprocess], complete_after: postprocess}",
+                )
+            ]
+        )
     crossing = [e for e in spec.edges if e.source.node in qsl and e.target.node not in qsl]
     if len(crossing) != 1 or any(e.target.node in qsl and e.source.node not in qsl for e in spec.edges):
-        raise GraphFileError([src.issue(("params", "loadgen", "qsl"),
-                                        f"the qsl nodes must feed the rest through exactly one edge (found {len(crossing)})")])
+        raise GraphFileError(
+            [
+                src.issue(
+                    ("params", "loadgen", "qsl"),
+                    f"the qsl nodes must feed the rest through exactly one edge (found {len(crossing)})",
+                )
+            ]
+        )
     cut = crossing[0]
     front_nodes = {n: s for n, s in spec.nodes.items() if n in qsl}
     front_nodes[QSL_OUT] = NodeSpec(type="collect")
     front_edges = [e for e in spec.edges if e.source.node in qsl and e.target.node in qsl]
-    front_edges.append(EdgeSpec(**{"from": cut.source, "to": PortRef(node=QSL_OUT), "capacity": cut.capacity}))
+    front_edges.append(
+        EdgeSpec(**{"from": cut.source, "to": PortRef(node=QSL_OUT), "capacity": cut.capacity})
+    )
     back_nodes = {n: s for n, s in spec.nodes.items() if n not in qsl}
     back_nodes[ISSUE] = NodeSpec(type="input")
     back_nodes[COMPLETE] = NodeSpec(type="loadgen_complete")
     back_edges = [e for e in spec.edges if e.source.node not in qsl]
     back_edges.append(EdgeSpec(**{"from": PortRef(node=ISSUE), "to": cut.target, "capacity": cut.capacity}))
-    back_edges.append(EdgeSpec(**{"from": PortRef(node=after), "to": PortRef(node=COMPLETE), "capacity": 1024}))
+    back_edges.append(
+        EdgeSpec(**{"from": PortRef(node=after), "to": PortRef(node=COMPLETE), "capacity": 1024})
+    )
     front = spec.model_copy(update={"nodes": front_nodes, "edges": front_edges, "name": f"{spec.name}-qsl"})
     back = spec.model_copy(update={"nodes": back_nodes, "edges": back_edges})
     return LoadedGraph(front, src, loaded.scenario), LoadedGraph(back, src, loaded.scenario), cut.target.node
@@ -326,11 +349,14 @@ def read_summary(log_dir: Path) -> tuple[bool | None, dict[str, str], list[str]]
                 section = "rest"
             else:
                 reasons.append(line.strip())
-        elif section == "metric" and ":" in line:
-            key, _, value = line.partition(":")
-            metrics[key.strip()] = value.strip()
-        elif section == "rest" and ":" in line and line.split(":")[0].strip() in (
-                "50.00 percentile latency (ns)", "99.00 percentile latency (ns)", "QPS w/o loadgen overhead"):
+        elif (
+            section == "metric"
+            and ":" in line
+            or section == "rest"
+            and ":" in line
+            and line.split(":")[0].strip()
+            in ("50.00 percentile latency (ns)", "99.00 percentile latency (ns)", "QPS w/o loadgen overhead")
+        ):
             key, _, value = line.partition(":")
             metrics[key.strip()] = value.strip()
     return valid, metrics, reasons
@@ -339,8 +365,13 @@ def read_summary(log_dir: Path) -> tuple[bool | None, dict[str, str], list[str]]
 # --- the run --------------------------------------------------------------------------------------------
 
 
-async def run_loadgen(graph_file: Path, overrides: dict[str, Any], options: LoadgenOptions,
-                      announce: Callable[[str], None] = print, cache_dir: Path | None = None) -> LoadgenResult:
+async def run_loadgen(
+    graph_file: Path,
+    overrides: dict[str, Any],
+    options: LoadgenOptions,
+    announce: Callable[[str], None] = print,
+    cache_dir: Path | None = None,
+) -> LoadgenResult:
     """Run one LoadGen test of ``graph_file`` and return its result; raises ``NodeFailure`` if a node failed."""
     lg = import_loadgen()
     loaded = load_graph(graph_file, overrides, options.scenario)
@@ -356,7 +387,11 @@ async def run_loadgen(graph_file: Path, overrides: dict[str, Any], options: Load
         start_kw["cache_dir"] = cache_dir
 
     # The front once with no samples: sets the dataset up (synthetic data is made here) and reads its labels.
-    source_name = next(n for n, s in front_loaded.spec.nodes.items() if not any(e.target.node == n for e in front_loaded.spec.edges))
+    source_name = next(
+        n
+        for n, s in front_loaded.spec.nodes.items()
+        if not any(e.target.node == n for e in front_loaded.spec.edges)
+    )
     probe = front_loaded.spec.nodes[source_name]
     labels_graph = _with_params(front, source_name, probe, {"indices": []})
     async with labels_graph.start(**start_kw) as probe_run:
@@ -408,7 +443,9 @@ async def run_loadgen(graph_file: Path, overrides: dict[str, Any], options: Load
             try:
                 chosen = any(key in overrides for key in ("max_wait_us", f"{first_sut_node}.max_wait_us"))
                 if options.scenario == "Server" and first_cls.kind == "batch_merge" and not chosen:
-                    extra["max_wait_us"] = await _tune_server_wait(run, bridge, first_sut_node, settings, announce)
+                    extra["max_wait_us"] = await _tune_server_wait(
+                        run, bridge, first_sut_node, settings, announce
+                    )
                 await asyncio.to_thread(lg.StartTestWithLogSettings, sut, qsl, settings, log_settings)
             finally:
                 bridge.closed = True
@@ -427,8 +464,17 @@ async def run_loadgen(graph_file: Path, overrides: dict[str, Any], options: Load
     if error is not None:
         raise error
     valid, metrics, reasons = read_summary(log_dir)
-    result = LoadgenResult(options.scenario, options.mode, valid, metrics, reasons, log_dir, run.report,
-                           settings_note=note, extra=extra)
+    result = LoadgenResult(
+        options.scenario,
+        options.mode,
+        valid,
+        metrics,
+        reasons,
+        log_dir,
+        run.report,
+        settings_note=note,
+        extra=extra,
+    )
     if options.mode == "accuracy" and val_map is not None:
         offset = 0  # postprocess already applied the graph's label offset to what we logged
         result.accuracy = top1_from_mlperf_log(log_dir / "mlperf_log_accuracy.json", val_map, offset)
@@ -452,8 +498,9 @@ async def _watch(run: Any, bridge: _Bridge) -> None:
         bridge.fail(exc)
 
 
-async def _tune_server_wait(run: Any, bridge: _Bridge, merge_node: str, settings: Any,
-                            announce: Callable[[str], None]) -> float:
+async def _tune_server_wait(
+    run: Any, bridge: _Bridge, merge_node: str, settings: Any, announce: Callable[[str], None]
+) -> float:
     """Measure one full batch end to end, then let a partial batch wait what the latency bound leaves:
     p99 ≈ wait + queueing + batch time, so wait = (bound - 2 x batch time) / 2, at least 0."""
     merge = run.runtime.nodes[merge_node]
@@ -474,6 +521,8 @@ async def _tune_server_wait(run: Any, bridge: _Bridge, merge_node: str, settings
     bound_s = settings.server_target_latency_ns / 1e9
     wait_us = max(0.0, (bound_s - 2 * batch_s) / 2) * 1e6
     merge.set_max_wait_us(wait_us)
-    announce(f"Server: a batch of {size} takes {batch_s * 1e3:.1f} ms end to end; latency bound "
-             f"{bound_s * 1e3:.0f} ms → max_wait_us {wait_us:.0f}")
+    announce(
+        f"Server: a batch of {size} takes {batch_s * 1e3:.1f} ms end to end; latency bound "
+        f"{bound_s * 1e3:.0f} ms → max_wait_us {wait_us:.0f}"
+    )
     return wait_us

@@ -16,24 +16,60 @@ __all__ = ["MLPERF_MODELS", "SCENARIOS", "check_conf"]
 
 SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 MLPERF_MODELS = (
-    "resnet50", "retinanet", "bert", "dlrm", "dlrm-v2", "3d-unet", "rnnt", "gptj", "llama2-70b",
-    "llama2-70b-interactive", "llama3_1-405b", "llama3_1-8b", "mixtral-8x7b", "stable-diffusion-xl",
-    "rgat", "pointpainting", "deepseek-r1", "whisper",
+    "resnet50",
+    "retinanet",
+    "bert",
+    "dlrm",
+    "dlrm-v2",
+    "3d-unet",
+    "rnnt",
+    "gptj",
+    "llama2-70b",
+    "llama2-70b-interactive",
+    "llama3_1-405b",
+    "llama3_1-8b",
+    "mixtral-8x7b",
+    "stable-diffusion-xl",
+    "rgat",
+    "pointpainting",
+    "deepseek-r1",
+    "whisper",
 )
 
 INTEGER, FLOAT, PERCENT, MILLIS, FLAG = "integer", "float", "percent", "milliseconds", "flag"
 KEYS = {
-    "mode": INTEGER, "min_duration": MILLIS, "max_duration": MILLIS, "min_query_count": INTEGER,
-    "max_query_count": INTEGER, "qsl_rng_seed": INTEGER, "sample_index_rng_seed": INTEGER,
-    "schedule_rng_seed": INTEGER, "accuracy_log_rng_seed": INTEGER, "accuracy_log_probability": PERCENT,
-    "accuracy_log_sampling_target": INTEGER, "print_timestamps": FLAG, "performance_issue_unique": FLAG,
-    "performance_issue_same": FLAG, "performance_issue_same_index": INTEGER,
-    "performance_sample_count_override": INTEGER, "target_latency_percentile": PERCENT,
-    "target_latency": MILLIS, "target_qps": FLOAT, "samples_per_query": INTEGER, "max_async_queries": INTEGER,
-    "coalesce_queries": FLAG, "test05": FLAG, "test05_qsl_rng_seed": INTEGER,
-    "test05_sample_index_rng_seed": INTEGER, "test05_schedule_rng_seed": INTEGER,
-    "sample_concatenate_permutation": FLAG, "use_token_latencies": FLAG, "ttft_latency": MILLIS,
-    "tpot_latency": MILLIS, "infer_token_latencies": FLAG, "token_latency_scaling_factor": INTEGER,
+    "mode": INTEGER,
+    "min_duration": MILLIS,
+    "max_duration": MILLIS,
+    "min_query_count": INTEGER,
+    "max_query_count": INTEGER,
+    "qsl_rng_seed": INTEGER,
+    "sample_index_rng_seed": INTEGER,
+    "schedule_rng_seed": INTEGER,
+    "accuracy_log_rng_seed": INTEGER,
+    "accuracy_log_probability": PERCENT,
+    "accuracy_log_sampling_target": INTEGER,
+    "print_timestamps": FLAG,
+    "performance_issue_unique": FLAG,
+    "performance_issue_same": FLAG,
+    "performance_issue_same_index": INTEGER,
+    "performance_sample_count_override": INTEGER,
+    "target_latency_percentile": PERCENT,
+    "target_latency": MILLIS,
+    "target_qps": FLOAT,
+    "samples_per_query": INTEGER,
+    "max_async_queries": INTEGER,
+    "coalesce_queries": FLAG,
+    "test05": FLAG,
+    "test05_qsl_rng_seed": INTEGER,
+    "test05_sample_index_rng_seed": INTEGER,
+    "test05_schedule_rng_seed": INTEGER,
+    "sample_concatenate_permutation": FLAG,
+    "use_token_latencies": FLAG,
+    "ttft_latency": MILLIS,
+    "tpot_latency": MILLIS,
+    "infer_token_latencies": FLAG,
+    "token_latency_scaling_factor": INTEGER,
     "server_num_issue_query_threads": INTEGER,
 }
 
@@ -55,7 +91,9 @@ def check_conf(path: Path, model: str, user: bool = True) -> list[ConfLine]:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise GraphFileError([Issue(str(path), None, None, f"cannot read conf file: {exc.strerror}")]) from None
+        raise GraphFileError(
+            [Issue(str(path), None, None, f"cannot read conf file: {exc.strerror}")]
+        ) from None
     issues: list[Issue] = []
     lines: list[ConfLine] = []
     for number, raw in enumerate(text.splitlines(), 1):
@@ -78,36 +116,52 @@ def check_conf(path: Path, model: str, user: bool = True) -> list[ConfLine]:
         models = (model,) if user else MLPERF_MODELS
         if conf_model != "*" and conf_model not in models:
             close = difflib.get_close_matches(conf_model, models, n=1)
-            bad(f"model {conf_model!r} matches nothing (this run is {model!r})",
-                f"did you mean {close[0]}?" if close else f"use {model} or *")
+            bad(
+                f"model {conf_model!r} matches nothing (this run is {model!r})",
+                f"did you mean {close[0]}?" if close else f"use {model} or *",
+            )
             continue
         if scenario != "*" and scenario not in SCENARIOS:
             close = difflib.get_close_matches(scenario, SCENARIOS, n=1)
-            bad(f"scenario {scenario!r} matches nothing", f"did you mean {close[0]}?" if close else
-                f"one of {', '.join(SCENARIOS)} or *")
+            bad(
+                f"scenario {scenario!r} matches nothing",
+                f"did you mean {close[0]}?" if close else f"one of {', '.join(SCENARIOS)} or *",
+            )
             continue
         kind = KEYS.get(key)
         if kind is None:
             close = difflib.get_close_matches(key, KEYS, n=1)
-            bad(f"unknown key {key!r} (LoadGen would silently ignore it)", f"did you mean {close[0]}?" if close else None)
+            bad(
+                f"unknown key {key!r} (LoadGen would silently ignore it)",
+                f"did you mean {close[0]}?" if close else None,
+            )
             continue
         try:
             value = float(int(value_text, 0)) if kind in (INTEGER, FLAG) else float(value_text)
         except ValueError:
-            bad(f"{key} = {value_text!r}: must be {'an integer' if kind in (INTEGER, FLAG) else 'a number'}"
-                + (" (LoadGen reads '1e5' as 1)" if kind == INTEGER and "e" in value_text.lower() else ""))
+            bad(
+                f"{key} = {value_text!r}: must be {'an integer' if kind in (INTEGER, FLAG) else 'a number'}"
+                + (" (LoadGen reads '1e5' as 1)" if kind == INTEGER and "e" in value_text.lower() else "")
+            )
             continue
         if kind == PERCENT and 0 < value <= 1:
-            bad(f"{key} = {value_text}: this is a percentage (99 means the 99th percentile); {value_text} would be "
-                f"the {value_text}th", f"write {value * 100:g}")
+            bad(
+                f"{key} = {value_text}: this is a percentage (99 means the 99th percentile); {value_text} would be "
+                f"the {value_text}th",
+                f"write {value * 100:g}",
+            )
             continue
         if kind == MILLIS and key.endswith("latency") and 0 < value < 1:
-            bad(f"{key} = {value_text}: LoadGen reads milliseconds; {value_text} ms looks like seconds",
-                f"write {value * 1000:g}")
+            bad(
+                f"{key} = {value_text}: LoadGen reads milliseconds; {value_text} ms looks like seconds",
+                f"write {value * 1000:g}",
+            )
             continue
         if kind == MILLIS and key.endswith("duration") and 0 < value < 100:
-            bad(f"{key} = {value_text}: LoadGen reads milliseconds; {value_text} ms looks like seconds",
-                f"write {value * 1000:g}")
+            bad(
+                f"{key} = {value_text}: LoadGen reads milliseconds; {value_text} ms looks like seconds",
+                f"write {value * 1000:g}",
+            )
             continue
         if kind == FLAG and value not in (0, 1):
             bad(f"{key} = {value_text}: a flag is 0 or 1")

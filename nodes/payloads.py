@@ -11,8 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Answers", "Batch", "ClassScores", "Flush", "Image", "ImageData", "Logits", "Prediction", "Predictions",
-           "Sample", "Scores"]
+__all__ = [
+    "Answers",
+    "Batch",
+    "ClassScores",
+    "Flush",
+    "Image",
+    "ImageData",
+    "Logits",
+    "Prediction",
+    "Predictions",
+    "Sample",
+    "Scores",
+]
 
 
 @dataclass(slots=True)

@@ -44,7 +44,9 @@ class Postprocess(Node):
     Params = PostprocessParams
     params: PostprocessParams
     inputs: ClassVar = {"in": Port(ClassScores, doc="one sample's Scores, or a whole batch's Logits")}
-    outputs: ClassVar = {"out": Port(Answers, required=False, doc="Prediction per Scores, Predictions per Logits")}
+    outputs: ClassVar = {
+        "out": Port(Answers, required=False, doc="Prediction per Scores, Predictions per Logits")
+    }
     worker_rule = WorkerRule.any()
 
     def __init__(self, params: PostprocessParams, context: Any) -> None:
@@ -105,7 +107,9 @@ class Postprocess(Node):
     def summary(self) -> dict[str, Any]:
         stats = self.context.shared.get("inference")
         images = stats.images if stats else self.counted
-        e2e = self.last_done - self.first_start if self.last_done and self.first_start != float("inf") else 0.0
+        e2e = (
+            self.last_done - self.first_start if self.last_done and self.first_start != float("inf") else 0.0
+        )
         lat = self.latency.percentiles(50, 90, 99)
         rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         out: dict[str, Any] = {

@@ -23,8 +23,16 @@ from flowgraph import END, Node, Port, SampleFailed, WorkerIO, WorkerRule, node_
 
 from .payloads import Image, Sample
 
-__all__ = ["MLPERF_MEANS", "Preprocess", "center_crop", "center_crop_box", "decode", "preprocess_image",
-           "resize_shorter_side", "shorter_side_size"]
+__all__ = [
+    "MLPERF_MEANS",
+    "Preprocess",
+    "center_crop",
+    "center_crop_box",
+    "decode",
+    "preprocess_image",
+    "resize_shorter_side",
+    "shorter_side_size",
+]
 
 MLPERF_MEANS = (123.68, 116.78, 103.94)
 TORCHVISION_MEAN = (0.485, 0.456, 0.406)
@@ -37,12 +45,16 @@ class PreprocessParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     variant: Variant = Field("mlperf", description="mlperf (INTER_AREA, minus means), torchvision, or uint8")
-    layout: Literal["NCHW", "NHWC"] = Field("NCHW", description="layout of float outputs (uint8 is always HWC)")
+    layout: Literal["NCHW", "NHWC"] = Field(
+        "NCHW", description="layout of float outputs (uint8 is always HWC)"
+    )
     size: int = Field(224, ge=1, description="output side after the center crop")
     chunk: int = Field(8, ge=1, description="samples handed to a thread at once")
     cache: bool = Field(False, description="keep preprocessed samples on disk and reuse them")
     cache_dir: str | None = Field(None, description="where the cache lives (default: <cache>/preprocessed)")
-    opencv_threads: int = Field(1, ge=0, description="OpenCV's own threads (1: the node's workers parallelize)")
+    opencv_threads: int = Field(
+        1, ge=0, description="OpenCV's own threads (1: the node's workers parallelize)"
+    )
 
 
 def decode(data: bytes, where: object) -> Any:
@@ -79,7 +91,7 @@ def resize_shorter_side(image: Any, size: int, size_crop: int, interpolation: in
 
 def center_crop(image: Any, size: int) -> Any:
     top, left = center_crop_box(image.shape[0], image.shape[1], size)
-    return image[top:top + size, left:left + size]
+    return image[top : top + size, left : left + size]
 
 
 def preprocess_image(bgr: Any, variant: Variant = "mlperf", layout: str = "NCHW", size: int = 224) -> Any:

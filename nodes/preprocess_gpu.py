@@ -82,7 +82,9 @@ class PreprocessGpu(Node):
         stream = torch.cuda.ExternalStream(self.streams[worker].ptr)
         with torch.cuda.stream(stream):
             # bytearray: torch wants a writable buffer (a 45 kB copy per JPEG, nothing next to decoding)
-            images = decode_jpeg([torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas], device="cuda")
+            images = decode_jpeg(
+                [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas], device="cuda"
+            )
             height = max(int(im.shape[1]) for im in images)
             width = max(int(im.shape[2]) for im in images)
             canvas = torch.zeros((len(images), 3, height, width), dtype=torch.float16, device="cuda")
@@ -95,7 +97,9 @@ class PreprocessGpu(Node):
                 sy, sx = h / new_h, w / new_w
                 boxes.append([i, left * sx, top * sy, (left + size) * sx, (top + size) * sy])
             rois = torch.tensor(boxes, dtype=torch.float16, device="cuda")
-            crops = roi_align(canvas, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=0, aligned=True)
+            crops = roi_align(
+                canvas, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=0, aligned=True
+            )
             out = crops.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
             ready = torch.cuda.Event()
             ready.record(stream)
@@ -117,5 +121,13 @@ class PreprocessGpu(Node):
             t0 = time.perf_counter()
             array, ready = await self.offload(self._decode, samples, io.worker)
             self.context.observe((time.perf_counter() - t0) / len(samples))
-            await io.out.send(Batch([s.sample_id for s in samples], [s.label for s in samples], array,
-                                    [s.t_start for s in samples], device="cuda", ready=ready))
+            await io.out.send(
+                Batch(
+                    [s.sample_id for s in samples],
+                    [s.label for s in samples],
+                    array,
+                    [s.t_start for s in samples],
+                    device="cuda",
+                    ready=ready,
+                )
+            )

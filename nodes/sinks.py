@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from flowgraph import Node, Port, WorkerIO, WorkerRule, node_type
+from flowgraph import Node, WorkerIO, WorkerRule, node_type
 
 __all__ = ["Collect", "Discard"]
 

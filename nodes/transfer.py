@@ -24,7 +24,9 @@ class MemoryCopyParams(BaseModel):
 
     engine_num: int = Field(1, ge=1, description="copy workers, one per engine")
     device: Literal["cpu", "cuda"] = Field("cpu", description="target device")
-    pinned_buffers: int = Field(3, ge=1, description="cuda: pinned host buffers per worker (copies in flight)")
+    pinned_buffers: int = Field(
+        3, ge=1, description="cuda: pinned host buffers per worker (copies in flight)"
+    )
 
 
 @node_type("memory_copy")

@@ -23,7 +23,9 @@ class MapParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fn: str = Field(description="'module:function' applied to each item; sync or async")
-    blocking: bool = Field(False, description="run a sync fn in the node's threads (for I/O or GIL-free C code)")
+    blocking: bool = Field(
+        False, description="run a sync fn in the node's threads (for I/O or GIL-free C code)"
+    )
     kwargs: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for fn")
 
 

@@ -16,7 +16,6 @@ def no_leaks():
     assert not extra, f"threads left behind: {[t.name for t in extra]}"
 
 
-
 def pytest_asyncio_loop_factories(config, item):
     """Every async test runs on asyncio's own loop and on uvloop, as the engine does in production."""
     import asyncio

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -113,8 +112,6 @@ class NeedsGpu(Node):
     @classmethod
     def check_environment(cls, params: BaseModel) -> str | None:
         return "needs a CUDA GPU, and this machine has none; run it on a GPU machine or use the CPU graph"
-
-
 
 
 def tagged_items(n: int = 10) -> list[Tagged]:

@@ -21,8 +21,10 @@ def test_validate_ok_exits_0(capsys):
 
 def test_invalid_graph_exits_2_and_names_file_line_and_fix(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("nodes:\n  a: {type: source, params: {range: 1}}\n  b: {type: batch, params: {size: 2}, workers: 2}\n"
-                   "  c: {type: collect}\nedges: [{from: a, to: b}, {from: b, to: c}]\n")
+    bad.write_text(
+        "nodes:\n  a: {type: source, params: {range: 1}}\n  b: {type: batch, params: {size: 2}, workers: 2}\n"
+        "  c: {type: collect}\nedges: [{from: a, to: b}, {from: b, to: c}]\n"
+    )
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:3: node 'b': workers is 2" in err and "fix: set workers: 1" in err
@@ -30,8 +32,10 @@ def test_invalid_graph_exits_2_and_names_file_line_and_fix(tmp_path, capsys):
 
 def test_run_failure_exits_1(tmp_path, capsys):
     g = tmp_path / "fail.yaml"
-    g.write_text(f"nodes:\n  a: {{type: source, params: {{range: 5}}}}\n  f: {{type: '{F}:FailsOn', params: {{bad: 2}}}}\n"
-                 "  c: {type: collect}\nedges: [{from: a, to: f}, {from: f, to: c}]\n")
+    g.write_text(
+        f"nodes:\n  a: {{type: source, params: {{range: 5}}}}\n  f: {{type: '{F}:FailsOn', params: {{bad: 2}}}}\n"
+        "  c: {type: collect}\nedges: [{from: a, to: f}, {from: f, to: c}]\n"
+    )
     assert main(["run", str(g), "--quiet"]) == 1
     assert "node 'f' (worker 0) failed" in capsys.readouterr().err
 
@@ -64,12 +68,19 @@ def test_viz_writes_dot_and_mermaid(tmp_path, capsys):
 
 def test_ctrl_c_drains_reports_in_flight_and_exits_nonzero(tmp_path):
     g = tmp_path / "slow.yaml"
-    g.write_text(f"nodes:\n  a: {{type: source, params: {{range: 100000}}}}\n"
-                 f"  s: {{type: '{F}:Slow', params: {{seconds: 0.01}}}}\n"
-                 "  c: {type: discard}\nedges: [{from: a, to: s, capacity: 4}, {from: s, to: c}]\n")
+    g.write_text(
+        f"nodes:\n  a: {{type: source, params: {{range: 100000}}}}\n"
+        f"  s: {{type: '{F}:Slow', params: {{seconds: 0.01}}}}\n"
+        "  c: {type: discard}\nedges: [{from: a, to: s, capacity: 4}, {from: s, to: c}]\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "flowgraph.cli", "run", str(g), "--quiet"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowgraph.cli", "run", str(g), "--quiet"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(2.0)
     proc.send_signal(signal.SIGINT)
     try:

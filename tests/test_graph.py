@@ -38,8 +38,10 @@ async def test_leaving_the_block_closes_input_and_keeps_unread_results():
 
 
 async def test_results_iterator_raises_the_node_failure():
-    graph = Graph.from_text(f"nodes:\n  i: {{type: input}}\n  f: {{type: '{F}:FailsOn', params: {{bad: 2}}}}\n"
-                            "  c: {type: collect}\nedges: [{from: i, to: f}, {from: f, to: c}]\n")
+    graph = Graph.from_text(
+        f"nodes:\n  i: {{type: input}}\n  f: {{type: '{F}:FailsOn', params: {{bad: 2}}}}\n"
+        "  c: {type: collect}\nedges: [{from: i, to: f}, {from: f, to: c}]\n"
+    )
     with pytest.raises(NodeFailure, match="node 'f'"):
         async with graph.start() as run:
             run.feed(range(10))
@@ -48,8 +50,10 @@ async def test_results_iterator_raises_the_node_failure():
 
 
 async def test_submit_does_not_hang_after_the_graph_failed():
-    graph = Graph.from_text(f"nodes:\n  i: {{type: input}}\n  f: {{type: '{F}:FailsOn', params: {{bad: 0}}}}\n"
-                            "  c: {type: collect}\nedges: [{from: i, to: f, capacity: 1}, {from: f, to: c}]\n")
+    graph = Graph.from_text(
+        f"nodes:\n  i: {{type: input}}\n  f: {{type: '{F}:FailsOn', params: {{bad: 0}}}}\n"
+        "  c: {type: collect}\nedges: [{from: i, to: f, capacity: 1}, {from: f, to: c}]\n"
+    )
     with pytest.raises(NodeFailure):
         async with graph.start(results_capacity=1) as run:
             for i in range(100):

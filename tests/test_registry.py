@@ -23,6 +23,7 @@ def test_unknown_name_suggests_close_ones():
 
 def test_registering_a_second_class_under_a_taken_name_is_an_error():
     with pytest.raises(RegistryError, match="registered twice"):
+
         @node_type("map")
         class Other(Node):
             pass

@@ -17,8 +17,12 @@ F = "fixture_nodes"
 def chain(*middle: str, source: str = "{type: source, params: {range: 50}}", capacity: int = 4) -> Graph:
     """source -> middle[0] -> ... -> collect, every edge with ``capacity``."""
     names = ["src"] + [f"n{i}" for i in range(len(middle))] + ["sink"]
-    nodes = [f"  src: {source}"] + [f"  n{i}: {m}" for i, m in enumerate(middle)] + ["  sink: {type: collect}"]
-    edges = [f"  - {{from: {a}, to: {b}, capacity: {capacity}}}" for a, b in zip(names, names[1:], strict=False)]
+    nodes = (
+        [f"  src: {source}"] + [f"  n{i}: {m}" for i, m in enumerate(middle)] + ["  sink: {type: collect}"]
+    )
+    edges = [
+        f"  - {{from: {a}, to: {b}, capacity: {capacity}}}" for a, b in zip(names, names[1:], strict=False)
+    ]
     return Graph.from_text("nodes:\n" + "\n".join(nodes) + "\nedges:\n" + "\n".join(edges) + "\n")
 
 
@@ -56,8 +60,12 @@ async def test_backpressure_bounds_every_queue_and_stalls_the_source():
 
 
 async def test_failing_node_stops_the_graph_and_names_node_worker_and_sample(no_leaks):
-    graph = chain(f"{{type: '{F}:FailsOn', params: {{bad: 3}}}}", f"{{type: '{F}:Slow'}}",
-                  source=f"{{type: source, params: {{iterable: '{F}:ten_tagged'}}}}", capacity=1)
+    graph = chain(
+        f"{{type: '{F}:FailsOn', params: {{bad: 3}}}}",
+        f"{{type: '{F}:Slow'}}",
+        source=f"{{type: source, params: {{iterable: '{F}:ten_tagged'}}}}",
+        capacity=1,
+    )
     t0 = time.perf_counter()
     with pytest.raises(NodeFailure) as err:
         await graph.run()
@@ -69,17 +77,23 @@ async def test_failing_node_stops_the_graph_and_names_node_worker_and_sample(no_
 
 async def test_failure_with_every_queue_full_does_not_hang():
     # A huge source, capacity 1 everywhere and a slow stage: every put upstream is blocked when n2 fails.
-    graph = chain(f"{{type: '{F}:Slow', params: {{seconds: 0.001}}}}", "{type: map, params: {fn: 'operator:pos'}}",
-                  f"{{type: '{F}:FailsOn', params: {{bad: 20}}}}", source="{type: source, params: {range: 1000000}}",
-                  capacity=1)
+    graph = chain(
+        f"{{type: '{F}:Slow', params: {{seconds: 0.001}}}}",
+        "{type: map, params: {fn: 'operator:pos'}}",
+        f"{{type: '{F}:FailsOn', params: {{bad: 20}}}}",
+        source="{type: source, params: {range: 1000000}}",
+        capacity=1,
+    )
     with pytest.raises(NodeFailure, match="node 'n2'"):
         await asyncio.wait_for(graph.run(), timeout=5)
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
 
 
 async def test_on_error_skip_reports_the_sample_as_failed_and_keeps_going():
-    graph = chain(f"{{type: '{F}:FailsOn', params: {{bad: 4}}, on_error: skip}}",
-                  source=f"{{type: source, params: {{iterable: '{F}:ten_tagged'}}}}")
+    graph = chain(
+        f"{{type: '{F}:FailsOn', params: {{bad: 4}}, on_error: skip}}",
+        source=f"{{type: source, params: {{iterable: '{F}:ten_tagged'}}}}",
+    )
     report = await graph.run()
     assert [f.sample for f in report.failures] == [4]
     assert "ValueError: cannot handle 4" in report.failures[0].error
@@ -88,8 +102,10 @@ async def test_on_error_skip_reports_the_sample_as_failed_and_keeps_going():
 
 
 async def test_blocking_work_runs_in_threads_that_are_gone_afterwards(no_leaks):
-    graph = chain(f"{{type: '{F}:BlockingSlow', params: {{seconds: 0.01}}, workers: 4}}",
-                  source="{type: source, params: {range: 40}}")
+    graph = chain(
+        f"{{type: '{F}:BlockingSlow', params: {{seconds: 0.01}}, workers: 4}}",
+        source="{type: source, params: {range: 40}}",
+    )
     t0 = time.perf_counter()
     report = await graph.run()
     assert len(report.results) == 40
@@ -97,7 +113,9 @@ async def test_blocking_work_runs_in_threads_that_are_gone_afterwards(no_leaks):
 
 
 async def test_stop_with_drain_finishes_in_flight_items_and_accounts_for_all():
-    graph = chain(f"{{type: '{F}:Slow', params: {{seconds: 0.005}}}}", source="{type: source, params: {range: 100000}}")
+    graph = chain(
+        f"{{type: '{F}:Slow', params: {{seconds: 0.005}}}}", source="{type: source, params: {range: 100000}}"
+    )
     async with graph.start() as run:
         await asyncio.sleep(0.1)
         run.stop(drain=True)
@@ -107,7 +125,9 @@ async def test_stop_with_drain_finishes_in_flight_items_and_accounts_for_all():
 
 
 async def test_stop_without_drain_cancels_promptly():
-    graph = chain(f"{{type: '{F}:Slow', params: {{seconds: 10}}}}", source="{type: source, params: {range: 10}}")
+    graph = chain(
+        f"{{type: '{F}:Slow', params: {{seconds: 10}}}}", source="{type: source, params: {range: 10}}"
+    )
     t0 = time.perf_counter()
     async with graph.start() as run:
         await asyncio.sleep(0.05)
@@ -134,8 +154,10 @@ async def test_setup_and_teardown_bracket_the_workers():
         async def teardown(self):
             events.append("teardown")
 
-    graph = Graph.from_text("nodes:\n  s: {type: source, params: {range: 2}}\n  l: {type: test-lifecycle}\n"
-                            "  c: {type: collect}\nedges: [{from: s, to: l}, {from: l, to: c}]\n")
+    graph = Graph.from_text(
+        "nodes:\n  s: {type: source, params: {range: 2}}\n  l: {type: test-lifecycle}\n"
+        "  c: {type: collect}\nedges: [{from: s, to: l}, {from: l, to: c}]\n"
+    )
     await graph.run()
     assert events == ["setup", "item", "item", "teardown"]
 
@@ -175,7 +197,9 @@ def test_random_dags_deliver_every_item_once_per_path(case):
             if g.out_degree(v) == 0:
                 continue
             sources.append(v)
-            lines.append(f"  n{v}: {{type: source, params: {{items: {[v * 1000 + k for k in range(counts[v])]}}}}}")
+            lines.append(
+                f"  n{v}: {{type: source, params: {{items: {[v * 1000 + k for k in range(counts[v])]}}}}}"
+            )
         elif g.out_degree(v) == 0:
             lines.append(f"  n{v}: {{type: collect}}")
         elif g.out_degree(v) > 1:

@@ -28,17 +28,29 @@ class InferenceParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backend: Literal["onnxruntime", "torch", "tensorrt"] = Field("onnxruntime")
-    model: str = Field("builtin:resnet50", description="ONNX file, builtin:resnet50[-pruned], or torchvision:resnet50 (torch)")
+    model: str = Field(
+        "builtin:resnet50",
+        description="ONNX file, builtin:resnet50[-pruned], or torchvision:resnet50 (torch)",
+    )
     engine_num: int = Field(1, ge=1, description="engines (and workers) of this node")
-    threads: int | None = Field(None, ge=1, description="onnxruntime: intra-op threads per engine (default cores/engines)")
-    output: str | None = Field(None, description="model output to read (default: the first [batch, classes] float)")
-    precision: Literal["fp32", "fp16", "bf16", "int8"] = Field("fp32", description="torch/tensorrt compute precision")
+    threads: int | None = Field(
+        None, ge=1, description="onnxruntime: intra-op threads per engine (default cores/engines)"
+    )
+    output: str | None = Field(
+        None, description="model output to read (default: the first [batch, classes] float)"
+    )
+    precision: Literal["fp32", "fp16", "bf16", "int8"] = Field(
+        "fp32", description="torch/tensorrt compute precision"
+    )
     device: Literal["cpu", "cuda"] = Field("cpu", description="where the engines run")
     cuda_graphs: bool = Field(True, description="torch: capture a CUDA graph per batch size")
     compile: bool = Field(False, description="torch: torch.compile the model first (slow start, faster run)")
-    batch_sizes: list[int] = Field(default_factory=list, description="torch/tensorrt: batch sizes to prepare ahead")
+    batch_sizes: list[int] = Field(
+        default_factory=list, description="torch/tensorrt: batch sizes to prepare ahead"
+    )
     input_format: Literal["uint8_nhwc", "float32_nchw"] = Field(
-        "uint8_nhwc", description="torch: the batches' format, for capturing CUDA graphs at setup")
+        "uint8_nhwc", description="torch: the batches' format, for capturing CUDA graphs at setup"
+    )
     cache_dir: str | None = Field(None, description="engine / compile caches (default: <cache>/engines)")
     calibration_cache: str | None = Field(None, description="tensorrt int8: calibration cache file")
 
@@ -82,10 +94,12 @@ def resolve_model(spec: str, cache_dir: Path, announce: Any) -> Path:
         return path
     from .resnet50_onnx import build_resnet50, builtin_model_path
 
-    name = spec[len(BUILTIN_PREFIX):]
+    name = spec[len(BUILTIN_PREFIX) :]
     variants = {"resnet50": "full", "resnet50-pruned": "pruned"}
     if name not in variants:
-        raise ValueError(f"unknown built-in model {spec!r}; choose builtin:resnet50 or builtin:resnet50-pruned")
+        raise ValueError(
+            f"unknown built-in model {spec!r}; choose builtin:resnet50 or builtin:resnet50-pruned"
+        )
     path = builtin_model_path(cache_dir, variants[name])
     if not path.exists():
         announce(f"building {spec} (random He-initialised weights, opset 17) into {path} (once) …")
@@ -123,7 +137,9 @@ class Inference(Node):
         return None
 
     async def setup(self) -> None:
-        model = await self.offload(resolve_model, self.params.model, self.context.cache_dir, self.context.announce)
+        model = await self.offload(
+            resolve_model, self.params.model, self.context.cache_dir, self.context.announce
+        )
         backend = load_backend(self.params.backend)
         self.stats.backend = self.params.backend
         for index in range(self.params.engine_num):

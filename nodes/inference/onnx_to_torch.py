@@ -14,8 +14,21 @@ from typing import Any
 
 __all__ = ["SUPPORTED_OPS", "onnx_module"]
 
-SUPPORTED_OPS = ("Conv", "BatchNormalization", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "Add",
-                 "Flatten", "Reshape", "Gemm", "MatMul", "Softmax", "Identity")
+SUPPORTED_OPS = (
+    "Conv",
+    "BatchNormalization",
+    "Relu",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Add",
+    "Flatten",
+    "Reshape",
+    "Gemm",
+    "MatMul",
+    "Softmax",
+    "Identity",
+)
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -48,8 +61,10 @@ def onnx_module(path: Path | str) -> Any:
             consts[node.output[0]] = torch.from_numpy(numpy_helper.to_array(_attrs(node)["value"]).copy())
     unsupported = sorted({n.op_type for n in graph.node if n.op_type not in SUPPORTED_OPS + ("Constant",)})
     if unsupported:
-        raise ValueError(f"{path}: the torch backend cannot run ONNX operators {unsupported}; use "
-                         "model: torchvision:resnet50, or the onnxruntime / tensorrt backend")
+        raise ValueError(
+            f"{path}: the torch backend cannot run ONNX operators {unsupported}; use "
+            "model: torchvision:resnet50, or the onnxruntime / tensorrt backend"
+        )
 
     class OnnxGraph(nn.Module):
         def __init__(self) -> None:
@@ -66,9 +81,16 @@ def onnx_module(path: Path | str) -> Any:
                     w = consts[node.input[1]]
                     b = consts[node.input[2]] if len(node.input) > 2 and node.input[2] else None
                     groups = int(a.get("group", 1))
-                    conv = nn.Conv2d(w.shape[1] * groups, w.shape[0], tuple(w.shape[2:]), tuple(a.get("strides", [1, 1])),
-                                     _symmetric_pads(list(a.get("pads", [])), node.name or key),
-                                     tuple(a.get("dilations", [1, 1])), groups, bias=b is not None)
+                    conv = nn.Conv2d(
+                        w.shape[1] * groups,
+                        w.shape[0],
+                        tuple(w.shape[2:]),
+                        tuple(a.get("strides", [1, 1])),
+                        _symmetric_pads(list(a.get("pads", [])), node.name or key),
+                        tuple(a.get("dilations", [1, 1])),
+                        groups,
+                        bias=b is not None,
+                    )
                     conv.weight.data.copy_(w)
                     if b is not None:
                         conv.bias.data.copy_(b)
@@ -82,12 +104,18 @@ def onnx_module(path: Path | str) -> Any:
                     bn.running_var.copy_(var)
                     self.layers[key] = bn
                 elif op == "MaxPool":
-                    self.layers[key] = nn.MaxPool2d(tuple(a["kernel_shape"]), tuple(a.get("strides", a["kernel_shape"])),
-                                                    _symmetric_pads(list(a.get("pads", [])), key))
+                    self.layers[key] = nn.MaxPool2d(
+                        tuple(a["kernel_shape"]),
+                        tuple(a.get("strides", a["kernel_shape"])),
+                        _symmetric_pads(list(a.get("pads", [])), key),
+                    )
                 elif op == "AveragePool":
-                    self.layers[key] = nn.AvgPool2d(tuple(a["kernel_shape"]), tuple(a.get("strides", a["kernel_shape"])),
-                                                    _symmetric_pads(list(a.get("pads", [])), key),
-                                                    count_include_pad=bool(a.get("count_include_pad", 0)))
+                    self.layers[key] = nn.AvgPool2d(
+                        tuple(a["kernel_shape"]),
+                        tuple(a.get("strides", a["kernel_shape"])),
+                        _symmetric_pads(list(a.get("pads", [])), key),
+                        count_include_pad=bool(a.get("count_include_pad", 0)),
+                    )
                 elif op == "Gemm":
                     w = consts[node.input[1]]
                     if not a.get("transB", 0):
@@ -111,8 +139,14 @@ def onnx_module(path: Path | str) -> Any:
                 self.steps.append((op, key, inputs, node.output[0], a))
             self.input_name = graph.input[0].name
             outputs = [o.name for o in graph.output]
-            self.output_name = next((o for o in outputs if any(s[3] == o and s[0] in ("Gemm", "MatMul", "Softmax")
-                                                                for s in self.steps)), outputs[0])
+            self.output_name = next(
+                (
+                    o
+                    for o in outputs
+                    if any(s[3] == o and s[0] in ("Gemm", "MatMul", "Softmax") for s in self.steps)
+                ),
+                outputs[0],
+            )
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             env = {self.input_name: x}

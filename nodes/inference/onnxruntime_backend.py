@@ -23,7 +23,9 @@ class OrtEngine:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise DependencyMissing("the onnxruntime backend needs onnxruntime: pip install 'flowgraph[cpu]'") from exc
+            raise DependencyMissing(
+                "the onnxruntime backend needs onnxruntime: pip install 'flowgraph[cpu]'"
+            ) from exc
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -44,13 +46,19 @@ class OrtEngine:
 
         array = batch.host_array()  # stacks deferred parts here, in the engine's thread
         if array.dtype != np.float32:
-            raise TypeError(f"the model takes float32 input but the batch is {array.dtype}: use preprocess "
-                            "variant 'mlperf' or 'torchvision' with the onnxruntime backend")
+            raise TypeError(
+                f"the model takes float32 input but the batch is {array.dtype}: use preprocess "
+                "variant 'mlperf' or 'torchvision' with the onnxruntime backend"
+            )
         if (array.shape[1] == 3) != (self.layout == "NCHW"):  # batch layout differs from the model's
-            array = np.ascontiguousarray(array.transpose(0, 2, 3, 1) if self.layout == "NHWC" else array.transpose(0, 3, 1, 2))
+            array = np.ascontiguousarray(
+                array.transpose(0, 2, 3, 1) if self.layout == "NHWC" else array.transpose(0, 3, 1, 2)
+            )
         if self.fixed_batch is not None and array.shape[0] != self.fixed_batch:
-            raise ValueError(f"the model has a fixed batch size of {self.fixed_batch} but got {array.shape[0]}: "
-                             f"set batch_merge max_batch to {self.fixed_batch} or export the model with a dynamic batch")
+            raise ValueError(
+                f"the model has a fixed batch size of {self.fixed_batch} but got {array.shape[0]}: "
+                f"set batch_merge max_batch to {self.fixed_batch} or export the model with a dynamic batch"
+            )
         return self.session.run([self.output_name], {self.input_name: array})[0]
 
     async def infer(self, batch: Any) -> Any:

@@ -58,13 +58,25 @@ def build_resnet50(out: Path | str, variant: str = "full", seed: int = 0) -> Pat
         counter[0] += 1
         return f"{prefix}_{counter[0]}"
 
-    def conv(x: str, cin: int, cout: int, k: int, stride: int = 1, relu: bool = True, gain: float = 1.0) -> str:
+    def conv(
+        x: str, cin: int, cout: int, k: int, stride: int = 1, relu: bool = True, gain: float = 1.0
+    ) -> str:
         w_name, b_name, y = name("W"), name("B"), name("conv")
         std = gain * np.sqrt(2.0 / (cin * k * k))  # He init keeps activations' scale through ReLUs
-        inits.append(numpy_helper.from_array((rng.standard_normal((cout, cin, k, k)) * std).astype(np.float32), w_name))
+        inits.append(
+            numpy_helper.from_array((rng.standard_normal((cout, cin, k, k)) * std).astype(np.float32), w_name)
+        )
         inits.append(numpy_helper.from_array((rng.standard_normal(cout) * 0.01).astype(np.float32), b_name))
-        nodes.append(helper.make_node("Conv", [x, w_name, b_name], [y], kernel_shape=[k, k], strides=[stride, stride],
-                                      pads=[k // 2] * 4))
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, w_name, b_name],
+                [y],
+                kernel_shape=[k, k],
+                strides=[stride, stride],
+                pads=[k // 2] * 4,
+            )
+        )
         if not relu:
             return y
         r = name("relu")
@@ -73,7 +85,9 @@ def build_resnet50(out: Path | str, variant: str = "full", seed: int = 0) -> Pat
 
     x = conv(INPUT_NAME, 3, widths.stem, 7, stride=2)
     pooled = name("maxpool")
-    nodes.append(helper.make_node("MaxPool", [x], [pooled], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
+    nodes.append(
+        helper.make_node("MaxPool", [x], [pooled], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    )
     x, cin = pooled, widths.stem
     for stage, (inner_widths, cout) in enumerate(zip(widths.inner, widths.outputs, strict=True)):
         for block, inner in enumerate(inner_widths):
@@ -95,7 +109,9 @@ def build_resnet50(out: Path | str, variant: str = "full", seed: int = 0) -> Pat
 
     def make(graph_nodes: list, output: onnx.ValueInfoProto) -> onnx.ModelProto:
         graph = helper.make_graph(graph_nodes, f"resnet50_{variant}", [image_input], [output], inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="flowgraph")
+        model = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="flowgraph"
+        )
         model.ir_version = 8
         return model
 
@@ -112,7 +128,9 @@ def build_resnet50(out: Path | str, variant: str = "full", seed: int = 0) -> Pat
     inits.append(numpy_helper.from_array(fc_w.astype(np.float32), "fc_W"))
     inits.append(numpy_helper.from_array((-(fc_w @ mean)).astype(np.float32), "fc_B"))
     nodes.append(helper.make_node("Gemm", [flat, "fc_W", "fc_B"], [OUTPUT_NAME], transB=1))
-    model = make(nodes, helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", widths.classes]))
+    model = make(
+        nodes, helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", widths.classes])
+    )
     onnx.checker.check_model(model)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -31,8 +31,10 @@ def _import_tensorrt() -> Any:
     try:
         import tensorrt
     except ImportError as exc:
-        raise DependencyMissing("the tensorrt backend needs TensorRT 10: pip install 'flowgraph[tensorrt]' "
-                                "on a machine where NVIDIA's TensorRT libraries can be installed") from exc
+        raise DependencyMissing(
+            "the tensorrt backend needs TensorRT 10: pip install 'flowgraph[tensorrt]' "
+            "on a machine where NVIDIA's TensorRT libraries can be installed"
+        ) from exc
     return tensorrt
 
 
@@ -104,11 +106,17 @@ class TensorRTEngine:
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
-        self.output_name = params.output or next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+        self.output_name = params.output or next(
+            n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT
+        )
         in_shape = tuple(self.engine.get_tensor_shape(self.input_name))
         out_shape = tuple(self.engine.get_tensor_shape(self.output_name))
         self.classes = int(out_shape[-1])
-        self.in_dtype = cupy.float16 if self.engine.get_tensor_dtype(self.input_name) == trt.DataType.HALF else cupy.float32
+        self.in_dtype = (
+            cupy.float16
+            if self.engine.get_tensor_dtype(self.input_name) == trt.DataType.HALF
+            else cupy.float32
+        )
         self.input = cupy.empty((self.max_batch, *in_shape[1:]), self.in_dtype)
         self.output = cupy.empty((self.max_batch, self.classes), cupy.float32)
         # Addresses set once: these buffers live as long as the context.
@@ -140,7 +148,9 @@ class TensorRTEngine:
             cache = Path(params.calibration_cache or timing_file.parent / f"{model.stem}.calib")
             if not cache.exists():
                 raise ValueError(f"int8 needs a calibration cache at {cache} (calibration_cache param)")
-            config.int8_calibrator = _EntropyCalibrator.create(trt, cache, [], 4 * 3 * 224 * 224 * self.max_batch)
+            config.int8_calibrator = _EntropyCalibrator.create(
+                trt, cache, [], 4 * 3 * 224 * 224 * self.max_batch
+            )
         name = network.get_input(0).name
         shape = tuple(network.get_input(0).shape)
         profile = builder.create_optimization_profile()
@@ -163,7 +173,9 @@ class TensorRTEngine:
             x = cupy.asarray(batch.host_array())
             n = x.shape[0]
             if x.dtype == cupy.uint8:  # NHWC → NCHW, minus means, into the engine's input buffer
-                self.input[:n] = (x.transpose(0, 3, 1, 2).astype(cupy.float32) - self.mean).astype(self.in_dtype)
+                self.input[:n] = (x.transpose(0, 3, 1, 2).astype(cupy.float32) - self.mean).astype(
+                    self.in_dtype
+                )
             else:
                 self.input[:n] = x.astype(self.in_dtype)
             self.context.set_input_shape(self.input_name, (n, *self.input.shape[1:]))

@@ -71,7 +71,9 @@ class TorchEngine:
         # Power-of-two buckets up to the largest size: a partial batch (Server, end of stream) replays
         # the smallest graph that fits it, not the full-size one (which made Server collapse on the H100).
         largest = max(params.batch_sizes, default=0)
-        self.sizes = sorted({*params.batch_sizes, *(1 << k for k in range(largest.bit_length()) if 1 << k <= largest)})
+        self.sizes = sorted(
+            {*params.batch_sizes, *(1 << k for k in range(largest.bit_length()) if 1 << k <= largest)}
+        )
         self._offload = context.offload
         self.compile_s = 0.0
         if self.cuda:
@@ -98,7 +100,11 @@ class TorchEngine:
         if self.use_graphs and self.sizes:  # capture now, not on the first batches of the run
             import numpy as np
 
-            shape, dtype = ((224, 224, 3), np.uint8) if params.input_format == "uint8_nhwc" else ((3, 224, 224), np.float32)
+            shape, dtype = (
+                ((224, 224, 3), np.uint8)
+                if params.input_format == "uint8_nhwc"
+                else ((3, 224, 224), np.float32)
+            )
             self.prepare(np.zeros((1, *shape), dtype))
 
     # -- input -------------------------------------------------------------------------------------
@@ -176,8 +182,14 @@ class TorchEngine:
                 out = static_out[:n]
             else:
                 out = self._forward(x)
-            if self._host_out is None or self._host_out.shape[0] < n or self._host_out.shape[1:] != out.shape[1:]:
-                self._host_out = torch.empty((max(n, *self.sizes, 1), *out.shape[1:]), dtype=out.dtype, pin_memory=True)
+            if (
+                self._host_out is None
+                or self._host_out.shape[0] < n
+                or self._host_out.shape[1:] != out.shape[1:]
+            ):
+                self._host_out = torch.empty(
+                    (max(n, *self.sizes, 1), *out.shape[1:]), dtype=out.dtype, pin_memory=True
+                )
             host = self._host_out[:n]
             host.copy_(out, non_blocking=True)
             return host
@@ -185,8 +197,12 @@ class TorchEngine:
     async def infer(self, batch: Any) -> Any:
         # A small batch replaying a captured graph launches in ~20 µs: cheaper on the loop than a thread
         # hand-off (~80 µs round trip), which is what SingleStream latency is made of.
-        inline = self.use_graphs and batch.parts is None and len(batch.sample_ids) <= INLINE_BATCH and \
-            any(key[0] >= len(batch.sample_ids) for key in self.graphs)
+        inline = (
+            self.use_graphs
+            and batch.parts is None
+            and len(batch.sample_ids) <= INLINE_BATCH
+            and any(key[0] >= len(batch.sample_ids) for key in self.graphs)
+        )
         result = self._launch(batch) if inline else await self._offload(self._launch, batch)
         if not self.cuda:
             return result

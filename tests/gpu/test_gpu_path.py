@@ -50,9 +50,17 @@ def reference_top1(dataset: Path, model: Path) -> dict[int, int]:
 @pytest.mark.parametrize(("precision", "engines", "batch"), [("fp32", 1, 8), ("fp32", 2, 5), ("fp16", 2, 16)])
 def test_gpu_graph_agrees_with_onnxruntime_on_the_cpu(jpegs, pruned, tmp_path, precision, engines, batch):
     expected = reference_top1(jpegs, pruned)
-    graph = Graph.from_text(with_collector(open(GPU_GRAPH).read()), {
-        "dataset.path": str(jpegs), "model.path": str(pruned), "precision": precision, "engine_num": engines,
-        "batch_size": batch, "preprocess_workers": 2})
+    graph = Graph.from_text(
+        with_collector(Path(GPU_GRAPH).read_text()),
+        {
+            "dataset.path": str(jpegs),
+            "model.path": str(pruned),
+            "precision": precision,
+            "engine_num": engines,
+            "batch_size": batch,
+            "preprocess_workers": 2,
+        },
+    )
     report = graph.run_sync(cache_dir=tmp_path)
     got = {p.sample_id: p.top1 for p in report.results}
     assert got.keys() == expected.keys()
@@ -91,9 +99,7 @@ def test_cuda_graph_buckets_match_eager(pruned, tmp_path):
 async def test_waiting_for_the_gpu_does_not_block_the_event_loop():
     import cupy
 
-    from flowgraph.nodes.gpu import stream_done
-
-    from flowgraph.nodes.gpu import new_stream
+    from flowgraph.nodes.gpu import new_stream, stream_done
 
     stream = new_stream()
     a = cupy.random.random((4096, 4096), dtype=cupy.float32)
@@ -143,11 +149,10 @@ async def test_memory_copy_uses_pinned_buffers_and_marks_readiness():
 
 
 def test_gpu_jpeg_decode_is_close_to_the_cpu_reference(jpegs, tmp_path):
-    from flowgraph.nodes.dataset import read_val_map
-    from flowgraph.nodes.preprocess import decode, preprocess_image
-
     from flowgraph import NodeContext
+    from flowgraph.nodes.dataset import read_val_map
     from flowgraph.nodes.payloads import Sample
+    from flowgraph.nodes.preprocess import decode, preprocess_image
     from flowgraph.nodes.preprocess_gpu import PreprocessGpu, PreprocessGpuParams
 
     node = PreprocessGpu(PreprocessGpuParams(), NodeContext("p", 1))
@@ -156,6 +161,8 @@ def test_gpu_jpeg_decode_is_close_to_the_cpu_reference(jpegs, tmp_path):
     array, ready = node._decode(samples, 0)
     ready.synchronize()
     gpu = array.cpu().numpy().astype(np.float32)
-    cpu = np.stack([preprocess_image(decode(s.path.read_bytes(), s.path), "uint8") for s in samples]).astype(np.float32)
+    cpu = np.stack([preprocess_image(decode(s.path.read_bytes(), s.path), "uint8") for s in samples]).astype(
+        np.float32
+    )
     assert gpu.shape == cpu.shape
     assert np.abs(gpu - cpu).mean() < 4.0  # bilinear+antialias vs INTER_AREA, and nvJPEG vs libjpeg

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-trt = pytest.importorskip("tensorrt", reason="TensorRT is not installable here (its PyPI libs fetch from an "
-                                             "unreachable host); the backend is written against TensorRT 10 but unverified")
+trt = pytest.importorskip(
+    "tensorrt",
+    reason="TensorRT is not installable here (its PyPI libs fetch from an "
+    "unreachable host); the backend is written against TensorRT 10 but unverified",
+)
 
 
 def test_tensorrt_engine_agrees_with_onnxruntime(tmp_path):
@@ -16,10 +21,12 @@ def test_tensorrt_engine_agrees_with_onnxruntime(tmp_path):
     from flowgraph.nodes.inference.resnet50_onnx import build_resnet50
 
     model = build_resnet50(tmp_path / "p.onnx", "pruned")
-    text = open("graphs/resnet50_offline_gpu.yaml").read()
+    text = Path("graphs/resnet50_offline_gpu.yaml").read_text()
     text = text.replace("nodes:\n", "nodes:\n  results: {type: collect}\n", 1)
     text = text.replace("edges:\n", "edges:\n  - {from: postprocess, to: results}\n", 1)
-    graph = Graph.from_text(text, {"model.path": str(model), "backend": "tensorrt", "precision": "fp32", "count": 16})
+    graph = Graph.from_text(
+        text, {"model.path": str(model), "backend": "tensorrt", "precision": "fp32", "count": 16}
+    )
     report = graph.run_sync(cache_dir=tmp_path)
     assert report.samples["completed"] == 16
     del np, ort

@@ -22,4 +22,3 @@ def pruned_model(tmp_path_factory) -> Path:
     from flowgraph.nodes.inference.resnet50_onnx import build_resnet50
 
     return build_resnet50(tmp_path_factory.mktemp("models") / "pruned.onnx", "pruned")
-

@@ -25,7 +25,23 @@ def test_model_build_writes_a_loadable_onnx(tmp_path):
 
 def test_resnet_graph_validates_and_exports(capsys):
     assert main(["validate", "graphs/resnet50_offline.yaml", "--set", "engine_num=2"]) == 0
-    assert "init → preprocess → batch_merge → memory_copy → gpu_schedule → inference → batch_split → postprocess" \
+    assert (
+        "init → preprocess → batch_merge → memory_copy → gpu_schedule → inference → batch_split → postprocess"
         in capsys.readouterr().out
-    assert main(["validate", "graphs/resnet50_offline.yaml", "--set", "inference.workers=4", "--set", "engine_num=2"]) == 2
-    assert "workers is 4 but inference needs one worker per engine: engine_num is 2" in capsys.readouterr().err
+    )
+    assert (
+        main(
+            [
+                "validate",
+                "graphs/resnet50_offline.yaml",
+                "--set",
+                "inference.workers=4",
+                "--set",
+                "engine_num=2",
+            ]
+        )
+        == 2
+    )
+    assert (
+        "workers is 4 but inference needs one worker per engine: engine_num is 2" in capsys.readouterr().err
+    )

@@ -31,15 +31,20 @@ def answer_model(tmp_path_factory) -> Path:
 
 def run(tmp_path, dataset, model, options, **overrides):
     graph_overrides = {"model.path": str(model), "dataset.path": str(dataset), **overrides}
-    return run_event_loop(run_loadgen(GRAPH, graph_overrides, options, announce=lambda m: None, cache_dir=tmp_path))
+    return run_event_loop(
+        run_loadgen(GRAPH, graph_overrides, options, announce=lambda m: None, cache_dir=tmp_path)
+    )
 
 
-@pytest.mark.parametrize(("scenario", "settings"), [
-    ("SingleStream", {"count": 100}),
-    ("MultiStream", {"count": 662}),  # LoadGen's early stopping needs 662 queries at p99
-    ("Server", {"count": 500, "target_qps": 400, "target_latency_ms": 200}),
-    ("Offline", {"count": 200}),
-])
+@pytest.mark.parametrize(
+    ("scenario", "settings"),
+    [
+        ("SingleStream", {"count": 100}),
+        ("MultiStream", {"count": 662}),  # LoadGen's early stopping needs 662 queries at p99
+        ("Server", {"count": 500, "target_qps": 400, "target_latency_ms": 200}),
+        ("Offline", {"count": 200}),
+    ],
+)
 def test_every_scenario_runs_end_to_end_and_is_valid(tmp_path, dataset, answer_model, scenario, settings):
     options = LoadgenOptions(scenario=scenario, output=tmp_path / "logs", **settings)
     result = run(tmp_path, dataset, answer_model, options)
@@ -53,15 +58,25 @@ def test_every_scenario_runs_end_to_end_and_is_valid(tmp_path, dataset, answer_m
 
 
 def test_single_stream_bypasses_batching(tmp_path, dataset, answer_model):
-    result = run(tmp_path, dataset, answer_model, LoadgenOptions(scenario="SingleStream", count=64,
-                                                                output=tmp_path / "logs"))
+    result = run(
+        tmp_path,
+        dataset,
+        answer_model,
+        LoadgenOptions(scenario="SingleStream", count=64, output=tmp_path / "logs"),
+    )
     nodes = {n["node"] for n in result.report.nodes}
     assert "batch_merge" not in nodes and "batch_split" not in nodes and "inference" in nodes
 
 
 def test_server_derives_max_wait_from_the_latency_bound(tmp_path, dataset, answer_model):
-    result = run(tmp_path, dataset, answer_model, LoadgenOptions(scenario="Server", count=100, target_qps=200,
-                                                                target_latency_ms=40, output=tmp_path / "l"))
+    result = run(
+        tmp_path,
+        dataset,
+        answer_model,
+        LoadgenOptions(
+            scenario="Server", count=100, target_qps=200, target_latency_ms=40, output=tmp_path / "l"
+        ),
+    )
     assert 0 < result.extra["max_wait_us"] < 20_000  # below half the bound
 
 
@@ -94,8 +109,10 @@ def test_accuracy_command_on_a_constructed_log(tmp_path, capsys):
     import numpy as np
 
     (tmp_path / "val_map.txt").write_text("a.JPEG 5\nb.JPEG 9\nc.JPEG 1\nd.JPEG 2\n")
-    entries = [{"seq_id": i, "qsl_idx": idx, "data": np.array([cls], "<f4").tobytes().hex()}
-               for i, (idx, cls) in enumerate([(0, 5), (1, 8), (2, 1), (0, 4), (3, 3)])]  # idx 0 twice: first counts
+    entries = [
+        {"seq_id": i, "qsl_idx": idx, "data": np.array([cls], "<f4").tobytes().hex()}
+        for i, (idx, cls) in enumerate([(0, 5), (1, 8), (2, 1), (0, 4), (3, 3)])
+    ]  # idx 0 twice: first counts
     (tmp_path / "log.json").write_text(json.dumps(entries))
     assert main(["accuracy", str(tmp_path / "log.json"), "--val-map", str(tmp_path / "val_map.txt")]) == 0
     assert "accuracy=50.000%, good=2, total=4" in capsys.readouterr().out
@@ -112,16 +129,19 @@ def test_a_failing_node_stops_the_run_answers_every_query_and_does_not_hang(tmp_
     assert "Scenario : Offline" in summary  # LoadGen finished its test: every query got an answer
 
 
-@pytest.mark.parametrize(("line", "message"), [
-    ("resnet50.Offline.target_qsp = 100", "unknown key 'target_qsp'"),
-    ("resnet.Offline.target_qps = 100", "model 'resnet' matches nothing"),
-    ("resnet50.offline.target_qps = 100", "scenario 'offline' matches nothing"),
-    ("resnet50.Server.target_latency = 0.015", "looks like seconds"),
-    ("resnet50.*.min_duration = 60", "looks like seconds"),
-    ("resnet50.*.min_query_count = 1e5", "LoadGen reads '1e5' as 1"),
-    ("*.Server.target_latency_percentile = 0.99", "this is a percentage"),
-    ("resnet50.Offline target_qps 100", "expected 'model.scenario.key = value'"),
-])
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("resnet50.Offline.target_qsp = 100", "unknown key 'target_qsp'"),
+        ("resnet.Offline.target_qps = 100", "model 'resnet' matches nothing"),
+        ("resnet50.offline.target_qps = 100", "scenario 'offline' matches nothing"),
+        ("resnet50.Server.target_latency = 0.015", "looks like seconds"),
+        ("resnet50.*.min_duration = 60", "looks like seconds"),
+        ("resnet50.*.min_query_count = 1e5", "LoadGen reads '1e5' as 1"),
+        ("*.Server.target_latency_percentile = 0.99", "this is a percentage"),
+        ("resnet50.Offline target_qps 100", "expected 'model.scenario.key = value'"),
+    ],
+)
 def test_conf_mistakes_loadgen_would_ignore_are_errors_with_file_and_line(tmp_path, line, message):
     conf = tmp_path / "user.conf"
     conf.write_text(f"# comment\n*.Offline.min_duration = 1000\n{line}\n")
@@ -134,15 +154,34 @@ def test_a_good_conf_passes_and_is_applied(tmp_path, dataset, answer_model):
     conf = tmp_path / "user.conf"
     conf.write_text("resnet50.SingleStream.min_query_count = 70\n*.*.min_duration = 100\n")
     assert len(check_conf(conf, "resnet50")) == 2
-    result = run(tmp_path, dataset, answer_model, LoadgenOptions(scenario="SingleStream", user_conf=conf,
-                                                                output=tmp_path / "c"))
+    result = run(
+        tmp_path,
+        dataset,
+        answer_model,
+        LoadgenOptions(scenario="SingleStream", user_conf=conf, output=tmp_path / "c"),
+    )
     detail = (tmp_path / "c" / "mlperf_log_detail.txt").read_text()
     assert '"effective_min_query_count", "value": 70' in detail
     assert result.report.samples["completed"] >= 70
 
 
 def test_cli_runs_a_scenario_and_prints_the_verdict(tmp_path, dataset, answer_model, capsys):
-    code = main(["run", str(GRAPH), "--scenario", "Offline", "--count", "100", "--output", str(tmp_path / "o"),
-                 "--set", f"model.path={answer_model}", "--set", f"dataset.path={dataset}", "--quiet"])
+    code = main(
+        [
+            "run",
+            str(GRAPH),
+            "--scenario",
+            "Offline",
+            "--count",
+            "100",
+            "--output",
+            str(tmp_path / "o"),
+            "--set",
+            f"model.path={answer_model}",
+            "--set",
+            f"dataset.path={dataset}",
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "Offline performance: VALID" in out and "Samples per second" in out

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
+from tiny_models import constant_class_model
 
 from flowgraph import Graph, NodeFailure
-
-from tiny_models import constant_class_model
 
 GRAPH = "graphs/resnet50_offline.yaml"
 
@@ -41,14 +41,27 @@ def with_collector(text: str) -> str:
     return text.replace("edges:\n", "edges:\n  - {from: postprocess, to: results}\n", 1)
 
 
-@pytest.mark.parametrize(("batch_size", "engine_num", "preprocess_workers"), [(1, 1, 1), (5, 2, 3), (8, 3, 2)])
-def test_graph_predictions_equal_a_direct_onnxruntime_run(dataset, pruned_model, tmp_path, batch_size, engine_num,
-                                                          preprocess_workers):
+@pytest.mark.parametrize(
+    ("batch_size", "engine_num", "preprocess_workers"), [(1, 1, 1), (5, 2, 3), (8, 3, 2)]
+)
+def test_graph_predictions_equal_a_direct_onnxruntime_run(
+    dataset, pruned_model, tmp_path, batch_size, engine_num, preprocess_workers
+):
     expected = direct_predictions(dataset, pruned_model)
-    assert len({p[0] for p in expected.values()}) > 3, "the model must tell samples apart for this test to mean much"
-    graph = Graph.from_text(with_collector(open(GRAPH).read()), {
-        "dataset.path": str(dataset), "model.path": str(pruned_model), "batch_size": batch_size,
-        "engine_num": engine_num, "preprocess_workers": preprocess_workers, "threads": 1})
+    assert len({p[0] for p in expected.values()}) > 3, (
+        "the model must tell samples apart for this test to mean much"
+    )
+    graph = Graph.from_text(
+        with_collector(Path(GRAPH).read_text()),
+        {
+            "dataset.path": str(dataset),
+            "model.path": str(pruned_model),
+            "batch_size": batch_size,
+            "engine_num": engine_num,
+            "preprocess_workers": preprocess_workers,
+            "threads": 1,
+        },
+    )
     report = graph.run_sync(cache_dir=tmp_path)
     got = {p.sample_id: list(p.top5) for p in report.results}
     assert got.keys() == expected.keys()
@@ -77,7 +90,9 @@ def test_accuracy_reaches_100_and_0_percent_on_a_model_with_a_known_answer(datas
     assert summary["top1"] == 1.0 and summary["top5"] == 1.0
     summary = run_graph(all_right, model, tmp_path, label_offset=-1).summaries["postprocess"]
     assert summary["top1"] == 0.0 and summary["top5"] == 1.0  # the runner-up shifted onto the label
-    (all_right / "val_map.txt").write_text("".join(f"{line.split()[0]} {(answer + 7) % 1000}\n" for line in lines))
+    (all_right / "val_map.txt").write_text(
+        "".join(f"{line.split()[0]} {(answer + 7) % 1000}\n" for line in lines)
+    )
     summary = run_graph(all_right, model, tmp_path).summaries["postprocess"]
     assert summary["top1"] == 0.0 and summary["top5"] == 0.0
 
@@ -113,7 +128,9 @@ def test_file_that_is_not_an_image_fails_naming_it_or_is_skipped(dataset, pruned
     shutil.copytree(dataset, broken)
     victim = sorted(broken.glob("*.JPEG"))[4]
     victim.write_bytes(b"this is not a jpeg")
-    with pytest.raises(NodeFailure, match=rf"node 'preprocess'.*on sample 4.*{victim.name}: not a decodable image"):
+    with pytest.raises(
+        NodeFailure, match=rf"node 'preprocess'.*on sample 4.*{victim.name}: not a decodable image"
+    ):
         run_graph(broken, pruned_model, tmp_path)
     report = run_graph(broken, pruned_model, tmp_path, **{"preprocess.on_error": "skip"})
     assert [f.sample for f in report.failures] == [4]
@@ -134,8 +151,12 @@ def test_cuda_inference_without_cupy_or_gpu_is_a_validation_error(monkeypatch):
     from flowgraph import GraphValidationError
     from flowgraph.nodes import gpu
 
-    monkeypatch.setattr(gpu, "cuda_problem", lambda what: f"{what} needs a CUDA GPU, and this machine has none")
-    with pytest.raises(GraphValidationError, match=r"node 'inference': inference backend torch on cuda needs a CUDA GPU"):
+    monkeypatch.setattr(
+        gpu, "cuda_problem", lambda what: f"{what} needs a CUDA GPU, and this machine has none"
+    )
+    with pytest.raises(
+        GraphValidationError, match=r"node 'inference': inference backend torch on cuda needs a CUDA GPU"
+    ):
         Graph.from_yaml(GRAPH, {"inference.backend": "torch", "inference.device": "cuda"})
 
 
@@ -153,7 +174,7 @@ def test_gpu_graph_fails_validation_on_a_machine_without_a_gpu():
 
 def test_postprocess_on_whole_batches_matches_the_per_sample_path(dataset, pruned_model, tmp_path):
     base = {"dataset.path": str(dataset), "model.path": str(pruned_model), "batch_size": 4}
-    text = with_collector(open(GRAPH).read())
+    text = with_collector(Path(GRAPH).read_text())
     per_sample = Graph.from_text(text, base).run_sync(cache_dir=tmp_path)
     bypassed = text.replace("scenarios:\n", "scenarios:\n  Fast: {bypass: [batch_split]}\n")
     batched = Graph.from_text(bypassed, base, scenario="Fast").run_sync(cache_dir=tmp_path)

@@ -30,7 +30,7 @@ def test_mlperf_preprocess_matches_block_average_on_an_exact_2x_downscale():
     small = rgb.reshape(256, 2, 384, 2, 3).mean(axis=(1, 3))
     left = (384 - 224) // 2
     top = (256 - 224) // 2
-    reference = small[top:top + 224, left:left + 224] - np.asarray(MLPERF_MEANS)
+    reference = small[top : top + 224, left : left + 224] - np.asarray(MLPERF_MEANS)
     # OpenCV rounds the averaged pixel to uint8 before the mean is subtracted: at most 0.5 off.
     assert out.shape == (224, 224, 3) and out.dtype == np.float32
     assert np.abs(out - reference).max() <= 0.5 + 1e-4
@@ -38,7 +38,9 @@ def test_mlperf_preprocess_matches_block_average_on_an_exact_2x_downscale():
 
 def test_nchw_is_the_transpose_of_nhwc():
     bgr = np.random.default_rng(1).integers(0, 256, (375, 500, 3), dtype=np.uint8)
-    assert np.array_equal(preprocess_image(bgr, "mlperf", "NCHW"), preprocess_image(bgr, "mlperf", "NHWC").transpose(2, 0, 1))
+    assert np.array_equal(
+        preprocess_image(bgr, "mlperf", "NCHW"), preprocess_image(bgr, "mlperf", "NHWC").transpose(2, 0, 1)
+    )
 
 
 def test_torchvision_variant_matches_its_formula():
@@ -65,7 +67,9 @@ def test_geometry_keeps_the_center_of_odd_sizes(height, width):
     # A white square at the center of a black image must land at the center of the crop.
     r = max(1, min(height, width) // 8)
     yy, xx = np.mgrid[0:height, 0:width]
-    square = (np.abs(yy - (height - 1) / 2) <= r) & (np.abs(xx - (width - 1) / 2) <= r)  # symmetric about the center
+    square = (np.abs(yy - (height - 1) / 2) <= r) & (
+        np.abs(xx - (width - 1) / 2) <= r
+    )  # symmetric about the center
     image = np.where(square[..., None], 255, 0).astype(np.uint8).repeat(3, axis=2)
     out = preprocess_image(decode(jpeg(image), "test"), "uint8")
     assert out.shape == (224, 224, 3)

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="the torch backend needs PyTorch (flowgraph[gpu]; CPU torch works too)")
+torch = pytest.importorskip(
+    "torch", reason="the torch backend needs PyTorch (flowgraph[gpu]; CPU torch works too)"
+)
 
 from flowgraph import Graph  # noqa: E402
 from flowgraph.nodes.inference.onnx_to_torch import onnx_module  # noqa: E402
@@ -16,7 +20,9 @@ def test_onnx_graph_as_torch_matches_onnxruntime(pruned_model):
     import onnxruntime as ort
 
     x = np.random.default_rng(0).standard_normal((3, 3, 224, 224)).astype(np.float32) * 50
-    expected = ort.InferenceSession(str(pruned_model), providers=["CPUExecutionProvider"]).run(None, {"input_tensor": x})[0]
+    expected = ort.InferenceSession(str(pruned_model), providers=["CPUExecutionProvider"]).run(
+        None, {"input_tensor": x}
+    )[0]
     with torch.inference_mode():
         got = onnx_module(pruned_model)(torch.from_numpy(x)).numpy()
     assert np.abs(got - expected).max() < 1e-3 * max(1.0, np.abs(expected).max())
@@ -28,20 +34,28 @@ def test_unsupported_operator_is_named(tmp_path):
     from onnx import TensorProto, helper
 
     node = helper.make_node("Sin", ["x"], ["y"])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "sin.onnx"))
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "sin.onnx")
+    )
     with pytest.raises(ValueError, match=r"cannot run ONNX operators \['Sin'\]"):
         onnx_module(tmp_path / "sin.onnx")
 
 
 def test_torch_backend_in_the_graph_agrees_with_onnxruntime(dataset, pruned_model, tmp_path):
-    text = open("graphs/resnet50_offline.yaml").read()
+    text = Path("graphs/resnet50_offline.yaml").read_text()
     text = text.replace("nodes:\n", "nodes:\n  results: {type: collect}\n", 1)
     text = text.replace("edges:\n", "edges:\n  - {from: postprocess, to: results}\n", 1)
     base = {"dataset.path": str(dataset), "model.path": str(pruned_model), "count": 12, "batch_size": 4}
     ort_run = Graph.from_text(text, base).run_sync(cache_dir=tmp_path)
-    torch_run = Graph.from_text(text, {**base, "inference.backend": "torch", "engine_num": 2}).run_sync(cache_dir=tmp_path)
+    torch_run = Graph.from_text(text, {**base, "inference.backend": "torch", "engine_num": 2}).run_sync(
+        cache_dir=tmp_path
+    )
     by_id = {p.sample_id: p.top1 for p in ort_run.results}
     assert {p.sample_id: p.top1 for p in torch_run.results} == by_id
     assert torch_run.summaries["postprocess"]["backend"] == "torch"

@@ -20,7 +20,9 @@ def constant_class_model(path: Path, answer: int, classes: int = 1000) -> Path:
         helper.make_node("Gemm", ["pooled", "W", "B"], ["scores"]),
     ]
     graph = helper.make_graph(
-        nodes, "constant", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 224, 224])],
+        nodes,
+        "constant",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 224, 224])],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", classes])],
         [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B")],
     )
