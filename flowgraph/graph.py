@@ -95,6 +95,7 @@ class Graph:
         async with self.start(**start) as run:
             if items is not None:
                 run.feed(items)
+        assert run.report is not None  # set by wait() when the block ends without an error
         return run.report
 
     def run_sync(self, items: Iterable[Any] | None = None, **start: Any) -> Report:

@@ -331,8 +331,8 @@ def _bypass(spec: GraphSpec, scenario: str, source: SourceMap) -> GraphSpec:
                     )
                 ]
             )
-        spliced = EdgeSpec(
-            **{
+        spliced = EdgeSpec.model_validate(
+            {
                 "from": into[0].source,
                 "to": out_of[0].target,
                 "capacity": max(into[0].capacity, out_of[0].capacity),

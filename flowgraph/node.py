@@ -173,7 +173,7 @@ class WorkerIO(Protocol):
         """Report ``sample`` as failed under ``on_error: skip`` (raise instead to stop the graph)."""
         ...
 
-    async def feed(self) -> AsyncIterator[Any]:
+    def feed(self) -> AsyncIterator[Any]:
         """Items the embedding program submits to this node (for external-input nodes)."""
         ...
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .channel import EMPTY, Channel
 from .errors import GraphStopped, NodeFailure
@@ -235,7 +235,7 @@ class _WorkerIO:
         self._run = run
         self.worker = worker
         sink = not run.outputs
-        self.inputs = {
+        self.inputs: Mapping[str, Inbox] = {
             port: Inbox(
                 chs[worker] if run.spec.cls.inputs[port].partitioned else chs[0],
                 run.metrics,
@@ -245,7 +245,8 @@ class _WorkerIO:
             for port, chs in run.inputs.items()
         }
         run.inboxes.extend(self.inputs.values())
-        self.inbox = next(iter(self.inputs.values())) if len(self.inputs) == 1 else None  # type: ignore[assignment]
+        # The single input, or None for sources and multi-input nodes (those read ``inputs[port]``).
+        self.inbox: Inbox = next(iter(self.inputs.values())) if len(self.inputs) == 1 else cast(Inbox, None)
         self.out = Outbox(
             run.outputs, run.metrics, source=not run.inputs, declared=tuple(run.spec.cls.outputs)
         )

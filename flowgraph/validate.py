@@ -8,6 +8,7 @@ only run once the earlier ones they rely on (types resolved, params parsed) have
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import networkx as nx
@@ -162,7 +163,7 @@ def _parse_params_and_workers(
 
 
 def _pick_port(
-    ports: dict[str, object],
+    ports: Mapping[str, object],
     given: str | None,
     node: str,
     side: str,
@@ -208,7 +209,7 @@ def _resolve_edges(
     issues: list[Issue] = []
     names = list(loaded.spec.nodes)
     for i, edge in enumerate(loaded.spec.edges):
-        ends = []
+        ends: list[str | None] = []
         for key, ref, side in (("from", edge.source, "output"), ("to", edge.target, "input")):
             path = ("edges", i, key)
             if ref.node not in classes:
