@@ -8,15 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from graph_text import with_collector
 
 from flowgraph import Graph
 
 GPU_GRAPH = "graphs/resnet50_offline_gpu.yaml"
-
-
-def with_collector(text: str) -> str:
-    text = text.replace("nodes:\n", "nodes:\n  results: {type: collect}\n", 1)
-    return text.replace("edges:\n", "edges:\n  - {from: postprocess, to: results}\n", 1)
 
 
 @pytest.fixture(scope="module")

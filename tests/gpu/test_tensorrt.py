@@ -21,9 +21,9 @@ def test_tensorrt_engine_agrees_with_onnxruntime(tmp_path):
     from flowgraph.nodes.inference.resnet50_onnx import build_resnet50
 
     model = build_resnet50(tmp_path / "p.onnx", "pruned")
-    text = Path("graphs/resnet50_offline_gpu.yaml").read_text()
-    text = text.replace("nodes:\n", "nodes:\n  results: {type: collect}\n", 1)
-    text = text.replace("edges:\n", "edges:\n  - {from: postprocess, to: results}\n", 1)
+    from graph_text import with_collector
+
+    text = with_collector(Path("graphs/resnet50_offline_gpu.yaml").read_text())
     graph = Graph.from_text(
         text, {"model.path": str(model), "backend": "tensorrt", "precision": "fp32", "count": 16}
     )

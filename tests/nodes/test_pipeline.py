@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from graph_text import with_collector
 from tiny_models import constant_class_model
 
 from flowgraph import Graph, NodeFailure
@@ -33,12 +34,6 @@ def direct_predictions(dataset, model) -> dict[int, list[int]]:
 def run_graph(dataset, model, tmp_path, **overrides):
     graph = Graph.from_yaml(GRAPH, {"dataset.path": str(dataset), "model.path": str(model), **overrides})
     return graph.run_sync(cache_dir=tmp_path)
-
-
-def with_collector(text: str) -> str:
-    """The graph with a collect sink after postprocess, so the test can read every Prediction."""
-    text = text.replace("nodes:\n", "nodes:\n  results: {type: collect}\n", 1)
-    return text.replace("edges:\n", "edges:\n  - {from: postprocess, to: results}\n", 1)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ torch = pytest.importorskip(
     "torch", reason="the torch backend needs PyTorch (flowgraph[gpu]; CPU torch works too)"
 )
 
+from graph_text import with_collector  # noqa: E402
+
 from flowgraph import Graph  # noqa: E402
 from flowgraph.nodes.inference.onnx_to_torch import onnx_module  # noqa: E402
 
@@ -48,9 +50,7 @@ def test_unsupported_operator_is_named(tmp_path):
 
 
 def test_torch_backend_in_the_graph_agrees_with_onnxruntime(dataset, pruned_model, tmp_path):
-    text = Path("graphs/resnet50_offline.yaml").read_text()
-    text = text.replace("nodes:\n", "nodes:\n  results: {type: collect}\n", 1)
-    text = text.replace("edges:\n", "edges:\n  - {from: postprocess, to: results}\n", 1)
+    text = with_collector(Path("graphs/resnet50_offline.yaml").read_text())
     base = {"dataset.path": str(dataset), "model.path": str(pruned_model), "count": 12, "batch_size": 4}
     ort_run = Graph.from_text(text, base).run_sync(cache_dir=tmp_path)
     torch_run = Graph.from_text(text, {**base, "inference.backend": "torch", "engine_num": 2}).run_sync(
