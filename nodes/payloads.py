@@ -146,6 +146,8 @@ class Prediction(Answers):
 
 
 class Flush:
-    """Tells batch_merge to send its partial batch now (LoadGen's flush_queries)."""
+    """Tells batch_merge to send its partial batch now (LoadGen's flush_queries). It names no samples,
+    so the run's accounting does not count it as one."""
 
     __slots__ = ()
+    sample_ids: tuple[int, ...] = ()
