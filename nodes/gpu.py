@@ -7,6 +7,8 @@ Imported only by nodes configured for ``cuda``; nothing here runs on a CPU insta
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Awaitable
 from typing import Any
 
 import numpy as np
@@ -67,13 +69,25 @@ def cuda_problem(what: str) -> str | None:
     return None
 
 
-def stream_done(stream: Any) -> asyncio.Future[None]:
-    """A future that completes when all work queued on ``stream`` so far has run.
+WAIT_MODE = os.environ.get("FLOWGRAPH_GPU_WAIT", "callback")
+"""How GPU completion reaches asyncio: 'callback' (a CUDA host function) or 'thread' (an event synchronized
+in the node's own thread pool). Both leave the event loop free; bench/gpu.py compares them."""
 
-    CUDA calls the host function on its own thread once the stream reaches it; that thread hands the
-    result to the loop with ``call_soon_threadsafe``. No thread of ours blocks and the loop never polls
-    (FACTS.md: 69 µs median on uvloop, against 55 µs for a thread blocked in event.synchronize).
+
+def stream_done(stream: Any, offload: Any = None) -> Awaitable[Any]:
+    """An awaitable that completes when all work queued on ``stream`` so far has run.
+
+    'callback': CUDA calls a host function on its own thread once the stream reaches it; that thread hands
+    the result to the loop with ``call_soon_threadsafe`` (FACTS.md: 69 µs median on uvloop). 'thread':
+    an event recorded on the stream is synchronized in one of the node's threads (55 µs). The loop never
+    blocks or polls either way.
     """
+    if WAIT_MODE == "thread" and offload is not None:
+        import cupy
+
+        event = cupy.cuda.Event(block=True, disable_timing=True)
+        event.record(stream)
+        return offload(event.synchronize)
     loop = asyncio.get_running_loop()
     future: asyncio.Future[None] = loop.create_future()
 
@@ -146,7 +160,7 @@ class HostToDevice:
         host = await self.free.get()  # bounds copies in flight to the pool size
         small = batch.parts is None and batch.array.nbytes <= INLINE_BYTES
         host, (device, event) = self._stage(host, batch) if small else await offload(self._stage, host, batch)
-        await stream_done(self.stream)  # the pinned buffer may be reused once the copy has run
+        await stream_done(self.stream, offload)  # the pinned buffer may be reused once the copy has run
         self.free.put_nowait(host)
         batch.array = device
         batch.device = "cuda"

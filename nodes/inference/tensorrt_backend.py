@@ -189,7 +189,7 @@ class TensorRTEngine:
         from ..gpu import stream_done
 
         host = await self._offload(self._launch, batch)
-        await stream_done(self.stream)
+        await stream_done(self.stream, self._offload)
         return host.copy()  # the pinned buffer is reused by the next batch
 
     def close(self) -> None:
