@@ -300,6 +300,10 @@ def qsl_offline(bs: int, engines: int) -> dict[str, Any]:
         )
         rate = r.metrics.get("Samples per second", "?")
         print(f"| {where} | {rate} | {r.valid} |", flush=True)
+        if r.report is not None and not on_device:
+            from flowgraph.cli import print_report
+
+            print_report(r.report)
         out[where] = {"samples_per_s": rate, "valid": r.valid, "reasons": r.reasons}
     return out
 
