@@ -137,6 +137,21 @@ class Run:
         assert self._task is not None, "use `async with graph.start() as run`"
         return self._task
 
+    async def started(self) -> None:
+        """Wait until every node's setup is done (models built, engines captured) and workers run.
+
+        Why: ``async with`` returns at once and setup runs in the background; anything timed from
+        outside (a benchmark, MLPerf LoadGen) must start its clock after this, not before. Raises the
+        setup's error if it failed."""
+        ready = asyncio.ensure_future(self.runtime.ready.wait())
+        try:
+            await asyncio.wait({ready, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+        if not self.runtime.ready.is_set():
+            await self.task  # raises the setup failure
+            raise RuntimeError("the graph ended before it started")
+
     async def submit(self, item: Any, node: str | None = None) -> None:
         """Put one item into an input node, waiting while its queue is full."""
         await self.runtime.feed_channel(node).put(item)

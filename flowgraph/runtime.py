@@ -290,6 +290,8 @@ class Runtime:
         self.setup_s = 0.0
         self.finished = 0.0
         self.stopped: GraphStopped | None = None
+        self.ready = asyncio.Event()
+        """Set once every node's setup has finished and the workers start."""
         self._draining = False
         self._runs: dict[str, _NodeRun] = {}
         params = graph.loaded.spec.params
@@ -398,6 +400,7 @@ class Runtime:
                 set_up.append(run)
             self.started = _perf()
             self.setup_s = self.started - t_setup
+            self.ready.set()
             async with asyncio.TaskGroup() as group:
                 for run in self._runs.values():
                     run.metrics.started = _perf()

@@ -438,6 +438,9 @@ async def run_loadgen(
     error: BaseException | None = None
     try:
         async with run:
+            await (
+                run.started()
+            )  # LoadGen's clock must not run through our setup (CUDA-graph capture: seconds)
             pump = asyncio.create_task(bridge.pump(run.submit), name="loadgen:pump")
             watcher = asyncio.create_task(_watch(run, bridge), name="loadgen:watch")
             try:

@@ -69,3 +69,39 @@ def test_run_sync_returns_the_report():
 async def test_run_with_items_feeds_them_all_even_past_every_capacity():
     report = await Graph.from_yaml("graphs/hello_embedded.yaml").run(range(5000), results_capacity=8)
     assert sorted(report.results) == sorted(-i for i in range(5000))
+
+
+async def test_started_waits_for_setup_and_raises_its_failure():
+    import time as _time
+
+    from flowgraph import Node, node_type
+
+    @node_type("test-slow-setup")
+    class SlowSetup(Node):
+        async def setup(self):
+            await asyncio.sleep(0.2)
+
+        async def process(self, item):
+            return item
+
+    graph = Graph.from_text(
+        "nodes:\n  i: {type: input}\n  s: {type: test-slow-setup}\n  c: {type: collect}\n"
+        "edges: [{from: i, to: s}, {from: s, to: c}]\n"
+    )
+    async with graph.start() as run:
+        t0 = _time.perf_counter()
+        await run.started()
+        assert _time.perf_counter() - t0 >= 0.15 and run.runtime.ready.is_set()
+
+    @node_type("test-bad-setup")
+    class BadSetup(Node):
+        async def setup(self):
+            raise OSError("no engine")
+
+    bad = Graph.from_text(
+        "nodes:\n  i: {type: input}\n  s: {type: test-bad-setup}\n  c: {type: collect}\n"
+        "edges: [{from: i, to: s}, {from: s, to: c}]\n"
+    )
+    with pytest.raises(NodeFailure, match="no engine"):
+        async with bad.start() as run:
+            await run.started()

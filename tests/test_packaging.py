@@ -15,7 +15,18 @@ ROOT = Path(__file__).parent.parent
 @pytest.mark.timeout(300)
 def test_wheel_maps_nodes_to_flowgraph_nodes_and_registers_the_entry_point(tmp_path):
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -208,7 +208,9 @@ class TorchEngine:
             return result
         from ..gpu import stream_done
 
-        await stream_done(self.cupy_stream, self._offload)  # the copy to host has landed; the loop never blocked
+        await stream_done(
+            self.cupy_stream, self._offload
+        )  # the copy to host has landed; the loop never blocked
         return result.numpy().copy()  # the pinned buffer is reused by the next batch of this engine
 
     def device_memory_peak(self) -> int:
