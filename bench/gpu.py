@@ -221,12 +221,13 @@ def jpeg(count: int, repeat: int, engines: int, bs: int, decode_workers: list[in
     return out
 
 
-def loadgen(qps_list: list[float], seconds: float, waits: list[float]) -> dict[str, Any]:
+def loadgen(qps_list: list[float], seconds: float, waits: list[float], engines: int = 2,
+            singlestream: bool = True) -> dict[str, Any]:
     from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
 
     out: dict[str, Any] = {"server": [], "singlestream": None}
     base = {"dataset.synthetic_count": 1024, "preprocess_workers": 16}
-    print("\n| Server target QPS | completed QPS | p99 ms | VALID | max_wait_us |")
+    print(f"\nServer, {engines} engine(s):\n\n| Server target QPS | completed QPS | p99 ms | VALID | max_wait_us |")
     print("|---|---|---|---|---|")
     runs = [(qps, wait) for wait in waits for qps in qps_list] if seconds > 0 else []
     for qps, wait in runs:
@@ -260,6 +261,8 @@ def loadgen(qps_list: list[float], seconds: float, waits: list[float]) -> dict[s
                 "max_wait_us": r.extra.get("max_wait_us"),
             }
         )
+    if not singlestream:
+        return out
     options = LoadgenOptions(scenario="SingleStream", count=3000, output=Path("/tmp/lg/ss"))
     r = run_event_loop(
         run_loadgen(Path("graphs/resnet50_singlestream_gpu.yaml"), base, options, lambda m: None, CACHE)
@@ -342,7 +345,7 @@ def main() -> None:
     elif args.part == "qsl":
         result = qsl_offline(args.sizes[-1], args.engines[0])
     else:
-        result = loadgen(args.qps, args.seconds, args.waits)
+        result = loadgen(args.qps, args.seconds, args.waits, args.engines[0], not args.no_singlestream)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"gpu_{args.part}.json").write_text(json.dumps(result, indent=1, default=str))
 
