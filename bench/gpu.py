@@ -326,6 +326,7 @@ def main() -> None:
     parser.add_argument(
         "--waits", type=float, nargs="+", default=[-1], help="Server max_wait_us; -1 = derived"
     )
+    parser.add_argument("--no-singlestream", action="store_true", help="loadgen: Server only")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
     args = parser.parse_args()
     import torch
