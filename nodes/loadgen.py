@@ -16,8 +16,6 @@ can finish, and the failure is raised (and written beside LoadGen's logs).
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -436,11 +434,6 @@ async def run_loadgen(
 
     run = back.start(**start_kw)
     run.runtime.shared[BRIDGE_KEY] = bridge
-    # LoadGen's issue thread, CUDA's callback thread and our engine threads all take the GIL for short
-    # moments; with Python's default 5 ms switch interval a waiting thread can sit out a whole interval
-    # (a convoy), which shows up directly in Server / SingleStream tail latency.
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(float(os.environ.get("FLOWGRAPH_SWITCH_INTERVAL", "0.0005")))
     extra: dict[str, Any] = {}
     error: BaseException | None = None
     try:
@@ -469,7 +462,6 @@ async def run_loadgen(
         error = exc
         (log_dir / "flowgraph_error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
     finally:
-        sys.setswitchinterval(switch_interval)
         lg.DestroyQSL(qsl)
         lg.DestroySUT(sut)
     if error is not None:
