@@ -221,13 +221,16 @@ def jpeg(count: int, repeat: int, engines: int, bs: int, decode_workers: list[in
     return out
 
 
-def loadgen(qps_list: list[float], seconds: float, waits: list[float], engines: int = 2,
-            singlestream: bool = True) -> dict[str, Any]:
+def loadgen(
+    qps_list: list[float], seconds: float, waits: list[float], engines: int = 2, singlestream: bool = True
+) -> dict[str, Any]:
     from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
 
     out: dict[str, Any] = {"server": [], "singlestream": None}
     base = {"dataset.synthetic_count": 1024, "preprocess_workers": 16}
-    print(f"\nServer, {engines} engine(s):\n\n| Server target QPS | completed QPS | p99 ms | VALID | max_wait_us |")
+    print(
+        f"\nServer, {engines} engine(s):\n\n| Server target QPS | completed QPS | p99 ms | VALID | max_wait_us |"
+    )
     print("|---|---|---|---|---|")
     runs = [(qps, wait) for wait in waits for qps in qps_list] if seconds > 0 else []
     for qps, wait in runs:
