@@ -169,10 +169,6 @@ class WorkerIO(Protocol):
         """Run blocking ``fn(*args)`` in this node's thread pool, keeping the event loop free."""
         ...
 
-    def fail(self, sample: object, error: BaseException) -> None:
-        """Report ``sample`` as failed under ``on_error: skip`` (raise instead to stop the graph)."""
-        ...
-
     def feed(self) -> AsyncIterator[Any]:
         """Items the embedding program submits to this node (for external-input nodes)."""
         ...

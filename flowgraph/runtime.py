@@ -254,9 +254,6 @@ class _WorkerIO:
     async def offload(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         return await _offload(self._run, fn, *args)
 
-    def fail(self, sample: object, error: BaseException) -> None:
-        self._runtime._record_failure(self._run, self.worker, sample, error)
-
     async def feed(self) -> AsyncIterator[Any]:
         channel = self._run.feed
         if channel is None:

@@ -117,11 +117,11 @@ class HostToDevice:
         self.stream = new_stream()
         self.free: asyncio.Queue[Any] | None = None
         self.count = buffers
-        self.pinned: list[Any] = []
 
-    def _pinned_like(self, array: Any) -> Any:
-        mem = self.cupy.cuda.alloc_pinned_memory(array.nbytes)
-        return np.frombuffer(mem, array.dtype, array.size).reshape(array.shape)
+    def _pinned(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        size = int(np.prod(shape))
+        mem = self.cupy.cuda.alloc_pinned_memory(size * np.dtype(dtype).itemsize)
+        return np.frombuffer(mem, dtype, size).reshape(shape)
 
     def _stage(self, host: Any, batch: Any) -> tuple[Any, Any]:
         """Copy into the pinned buffer and queue host→device (in a thread: a bs-256 float batch is 150 MB)."""
@@ -134,7 +134,7 @@ class HostToDevice:
         size = int(np.prod(shape))
         nbytes = size * np.dtype(dtype).itemsize
         if host is None or host.nbytes < nbytes:
-            host = self._pinned_like(np.empty(shape, dtype))
+            host = self._pinned(shape, dtype)
         view = host.reshape(-1).view(np.uint8)[:nbytes].view(dtype).reshape(shape)  # bytes, then shape
         if batch.parts is not None:
             batch.host_array(out=view)
