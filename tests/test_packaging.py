@@ -21,7 +21,6 @@ def test_wheel_maps_nodes_to_flowgraph_nodes_and_registers_the_entry_point(tmp_p
             "pip",
             "wheel",
             "--no-deps",
-            "--no-build-isolation",
             "-q",
             "-w",
             str(tmp_path),
