@@ -150,23 +150,18 @@ class HostToDevice:
 
     async def copy(self, batch: Any, offload: Any) -> Any:
         """Host ``batch`` → the same batch with ``array`` on the device, ``ready`` an event on the copy.
-        A batch already on the device (start_from_device, GPU preprocessing) passes through untouched.
-
-        The batch goes on as soon as its copy is queued: the consumer orders itself after ``ready`` on
-        the GPU. A pinned buffer is only reused once the copy that last read it has finished, which is
-        checked when the buffer comes round again (``buffers`` batches later), off the critical path."""
+        A batch already on the device (start_from_device, GPU preprocessing) passes through untouched."""
         if batch.parts is None and on_device(batch.array):
             return batch
         if self.free is None:
             self.free = asyncio.Queue()
             for _ in range(self.count):
-                self.free.put_nowait((None, None))
-        host, last_copy = await self.free.get()  # bounds copies in flight to the pool size
-        if last_copy is not None and not last_copy.done:
-            await offload(last_copy.synchronize)  # rare: that copy, `buffers` batches ago, still runs
+                self.free.put_nowait(None)
+        host = await self.free.get()  # bounds copies in flight to the pool size
         small = batch.parts is None and batch.array.nbytes <= INLINE_BYTES
         host, (device, event) = self._stage(host, batch) if small else await offload(self._stage, host, batch)
-        self.free.put_nowait((host, event))
+        await stream_done(self.stream, offload)  # the pinned buffer may be reused once the copy has run
+        self.free.put_nowait(host)
         batch.array = device
         batch.device = "cuda"
         batch.ready = event
