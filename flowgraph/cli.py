@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -297,20 +298,17 @@ async def _run_with_progress(graph: Graph, quiet: bool) -> Report:
             try:
                 while not waiter.done():
                     done = sum(m.samples_in for m in sinks)
-                    elapsed = max(1e-9, asyncio.get_running_loop().time() - _start_time(run))
-                    progress.update(task, completed=done, rate=f"{done / elapsed:,.1f}/s")
+                    started = run.runtime.started  # 0 until every node's setup is done
+                    elapsed = time.perf_counter() - started if started else 0.0
+                    progress.update(
+                        task, completed=done, rate=f"{done / elapsed:,.1f}/s" if elapsed > 0 else ""
+                    )
                     await asyncio.wait({waiter}, timeout=0.25)
             finally:
                 if not waiter.done():
                     waiter.cancel()
             return await waiter
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _start_time(run: Run) -> float:
-    import time
-
-    return asyncio.get_running_loop().time() - (time.perf_counter() - run.runtime.started)
 
 
 def cmd_viz(args: argparse.Namespace) -> int:

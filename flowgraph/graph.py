@@ -209,15 +209,7 @@ class Run:
         return self.report
 
     def _open_feeds(self) -> list[Any]:
-        feeds = []
-        for node in self.runtime.nodes:
-            try:
-                channel = self.runtime.feed_channel(node)
-            except ValueError:
-                continue
-            if channel.producers > 0:
-                feeds.append(channel)
-        return feeds
+        return [channel for channel in self.runtime.feeds.values() if channel.producers > 0]
 
 
 def run_event_loop(coro: Any) -> Any:

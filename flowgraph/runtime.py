@@ -306,6 +306,10 @@ class Runtime:
             if getattr(spec.cls, "external_input", False):
                 run.feed = Channel(results_capacity, producers=1, label=f"<submit> -> {name}")
             self._runs[name] = run
+        self.feeds: dict[str, Channel] = {
+            name: run.feed for name, run in self._runs.items() if run.feed is not None
+        }
+        """The channels behind ``Run.submit``, by external-input node."""
         self.edges: list[EdgeMetrics] = []
         self._edge_channels: list[tuple[EdgeMetrics, list[Channel]]] = []
         for name, run in self._runs.items():
@@ -349,7 +353,7 @@ class Runtime:
 
     def feed_channel(self, node: str | None = None) -> Channel:
         """The channel behind ``Run.submit`` for an external-input node (the only one when not named)."""
-        feeds = {name: run.feed for name, run in self._runs.items() if run.feed is not None}
+        feeds = self.feeds
         if not feeds:
             raise ValueError("this graph has no external input node (type 'input'); it reads its own source")
         if node is None:
@@ -378,8 +382,8 @@ class Runtime:
         for run in self._runs.values():
             if drain and run.inputs:
                 continue
-            if run.feed is not None:
-                run.feed.close() if run.feed.producers > 0 else None
+            if run.feed is not None and run.feed.producers > 0:
+                run.feed.close()
             for task in run.tasks:
                 task.cancel()
 
