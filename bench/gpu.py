@@ -4,6 +4,7 @@
     python bench/gpu.py offline   # 2. the graph, samples preloaded in host memory, H2D included
     python bench/gpu.py jpeg      # 3. end to end from JPEG files, nvJPEG decode vs OpenCV decode
     python bench/gpu.py loadgen   # 4. Server QPS sweep under a 15 ms p99 bound; SingleStream p90
+    python bench/gpu.py latency   # 4b. where a bs-1 query's time goes, layer by layer, one process
 
 Every part prints markdown tables and writes JSON beside them (--out DIR). Part 2 prints its ratio to
 part 1's ceiling measured in the same process, so it runs the ceiling for its batch sizes first.
@@ -227,7 +228,8 @@ def loadgen(
     from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
 
     out: dict[str, Any] = {"server": [], "singlestream": None}
-    base = {"dataset.synthetic_count": 1024, "preprocess_workers": 16}
+    base: dict[str, Any] = {"dataset.synthetic_count": 1024, "preprocess_workers": 16}
+    server = {**base, "engine_num": engines}
     print(
         f"\nServer, {engines} engine(s):\n\n| Server target QPS | completed QPS | p99 ms | VALID | max_wait_us |"
     )
@@ -244,7 +246,7 @@ def loadgen(
         chosen = {"max_wait_us": wait} if wait >= 0 else {}  # -1: the harness derives it
         r = run_event_loop(
             run_loadgen(
-                Path("graphs/resnet50_server_gpu.yaml"), {**base, **chosen}, options, lambda m: None, CACHE
+                Path("graphs/resnet50_server_gpu.yaml"), {**server, **chosen}, options, lambda m: None, CACHE
             )
         )
         r.extra.setdefault("max_wait_us", wait)
@@ -284,6 +286,119 @@ def loadgen(
     return out
 
 
+# SingleStream's graph (batch_merge and batch_split bypassed), fed one sample at a time.
+SINGLE = """
+nodes:
+  samples: {{type: input}}
+  memory_copy: {{type: memory_copy, params: {{engine_num: 1, device: cuda}}}}
+  gpu_schedule: {{type: gpu_schedule}}
+  inference: {{type: inference, params: {{backend: torch, device: cuda, model: "{model}", engine_num: 1,
+              precision: fp16, batch_sizes: [1]}}}}
+  postprocess: {{type: postprocess}}
+  results: {{type: collect}}
+edges:
+  - {{from: samples, to: memory_copy, capacity: 4}}
+  - {{from: memory_copy, to: gpu_schedule, capacity: 4}}
+  - {{from: gpu_schedule, to: inference, capacity: 2}}
+  - {{from: inference, to: postprocess, capacity: 8}}
+  - {{from: postprocess, to: results}}
+"""
+
+
+def latency(count: int) -> dict[str, Any]:
+    """A bs-1 query, one at a time, adding one layer per row: bare replay, + host-callback wait,
+    + the engine's infer (H2D of a host image, D2H of the logits), + memory_copy, + the whole graph.
+    The differences between rows are what each layer costs (SingleStream's aim: within 0.2 ms of raw)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from flowgraph.nodes import gpu
+    from flowgraph.nodes.inference.node import InferenceParams
+    from flowgraph.nodes.inference.torch_backend import TorchEngine
+    from flowgraph.nodes.payloads import Image
+    from flowgraph.nodes.transfer import as_batch
+
+    model = model_path()
+    image = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    rows: dict[str, Any] = {}
+
+    def record(name: str, seconds: list[float]) -> None:
+        ms = np.array(seconds[count // 10 :]) * 1e3  # the first tenth warms up
+        rows[name] = {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90))}
+        print(f"| {name} | {rows[name]['p50_ms']:.3f} | {rows[name]['p90_ms']:.3f} |", flush=True)
+
+    print("\n| layer (bs 1, one at a time) | p50 ms | p90 ms |\n|---|---|---|")
+
+    async def layers() -> None:
+        loop = asyncio.get_running_loop()
+        pool = ThreadPoolExecutor(1)
+
+        class Ctx(_Ctx):
+            @staticmethod
+            def offload(fn: Any, *args: Any) -> Any:
+                return loop.run_in_executor(pool, fn, *args)
+
+        params = InferenceParams(
+            backend="torch", device="cuda", precision="fp16", model=str(model), batch_sizes=[1]
+        )
+        engine = TorchEngine(model, params, 0, Ctx())
+        x = torch.from_numpy(image[None]).cuda()
+        graph, static_in, _ = engine._graph_for(x)
+        times: list[float] = []
+        with torch.cuda.stream(engine.stream):
+            for _ in range(count):
+                t0 = time.perf_counter()
+                graph.replay()
+                engine.stream.synchronize()
+                times.append(time.perf_counter() - t0)
+        record("CUDA-graph replay, stream.synchronize()", times)
+        for mode in ("callback", "thread"):
+            gpu.WAIT_MODE = mode
+            times = []
+            for _ in range(count):
+                t0 = time.perf_counter()
+                with torch.cuda.stream(engine.stream):
+                    graph.replay()
+                await gpu.stream_done(engine.cupy_stream, Ctx.offload)
+                times.append(time.perf_counter() - t0)
+            record(f"replay, awaited by {mode}", times)
+            times = []
+            for k in range(count):
+                t0 = time.perf_counter()
+                await engine.infer(as_batch(Image(k, 0, image, t0)))
+                times.append(time.perf_counter() - t0)
+            record(f"engine.infer(host image), {mode}", times)
+            copier = gpu.HostToDevice(3)
+            times = []
+            for k in range(count):
+                t0 = time.perf_counter()
+                batch = await copier.copy(as_batch(Image(k, 0, image, t0)), Ctx.offload)
+                await engine.infer(batch)
+                times.append(time.perf_counter() - t0)
+            record(f"memory_copy + engine.infer, {mode}", times)
+            copier.close()
+            graph_run = Graph.from_text(SINGLE.format(model=model))
+            async with graph_run.start(cache_dir=CACHE, announce=lambda m: None) as run:
+                await run.started()
+                results = run.results()
+                times = []
+                for k in range(count):
+                    t0 = time.perf_counter()
+                    await run.submit(Image(k, 0, image, t0))
+                    await anext(results)
+                    times.append(time.perf_counter() - t0)
+                await run.close()
+            record(f"the graph (submit → result), {mode}", times)
+        gpu.WAIT_MODE = "callback"
+        engine.close()
+        pool.shutdown()
+
+    run_event_loop(layers())
+    return rows
+
+
 def qsl_offline(bs: int, engines: int) -> dict[str, Any]:
     """LoadGen Offline through the real harness: samples in host memory vs kept on the GPU."""
     from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
@@ -316,7 +431,8 @@ def qsl_offline(bs: int, engines: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("ceiling", "offline", "jpeg", "loadgen", "qsl"))
+    parser.add_argument("part", choices=("ceiling", "offline", "jpeg", "loadgen", "qsl", "latency"))
+    parser.add_argument("--count", type=int, default=3000, help="latency: queries per row")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--engines", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--images", type=int, default=32768)
@@ -346,6 +462,8 @@ def main() -> None:
         result = offline(args.sizes, args.engines, args.images, args.compile)
     elif args.part == "jpeg":
         result = jpeg(1024, 8, args.engines[0], args.sizes[0], args.decode_workers)
+    elif args.part == "latency":
+        result = latency(args.count)
     elif args.part == "qsl":
         result = qsl_offline(args.sizes[-1], args.engines[0])
     else:

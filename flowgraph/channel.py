@@ -5,6 +5,12 @@ once all producers have closed (no sentinel juggling between workers); ``fail()`
 blocked reader and writer with the graph's error, so a full queue can never hang a failing graph; and a
 high-water mark, to prove that capacity bounds memory. The fast paths (room to put, an item to get)
 never suspend.
+
+Demand (pull). A producer may ``await wanted()`` before it takes its own input: it returns once an item
+put now would not wait, and promises that item, so two producers never answer one opening. With
+``capacity: 0`` the channel holds no queue at all: only a reader already waiting makes room. A batcher
+that waits for demand before sealing therefore forms its batch when the next stage asks for one, not
+several batch-times ahead of it (which is what Server latency is made of).
 """
 
 from __future__ import annotations
@@ -35,18 +41,35 @@ class ChannelClosed(Exception):
 class Channel:
     """A FIFO of at most ``capacity`` items with ``producers`` writers that each close it once."""
 
-    __slots__ = ("_error", "_getters", "_items", "_putters", "capacity", "high_water", "label", "producers")
+    __slots__ = (
+        "_error",
+        "_getters",
+        "_items",
+        "_putters",
+        "_wanters",
+        "capacity",
+        "high_water",
+        "label",
+        "limit",
+        "producers",
+        "promised",
+    )
 
     def __init__(self, capacity: int, producers: int = 1, label: str = "") -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
+        if capacity < 0:
+            raise ValueError("capacity must be 0 (hand-over only) or more")
         self.capacity = capacity
+        self.limit = capacity
+        """Items the channel may hold right now: ``capacity``, or with capacity 0 the readers waiting."""
+        self.promised = 0
+        """Items producers promised through ``wanted()`` and have not put yet."""
         self.producers = producers
         self.label = label
         self.high_water = 0
         self._items: deque[Any] = deque()
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
+        self._wanters: deque[asyncio.Future[None]] = deque()
         self._error: BaseException | None = None
 
     def __len__(self) -> int:
@@ -59,7 +82,7 @@ class Channel:
 
     async def put(self, item: Any) -> None:
         """Append ``item``, waiting while the channel is full."""
-        while len(self._items) >= self.capacity:
+        while len(self._items) >= self.limit:
             if self._error is not None:
                 raise self._error
             fut = asyncio.get_running_loop().create_future()
@@ -76,17 +99,21 @@ class Channel:
         self._items.append(item)
         if len(self._items) > self.high_water:
             self.high_water = len(self._items)
+        if self.promised:
+            self.promised -= 1
         if self._getters:
             _wake_one(self._getters)
 
     def put_nowait(self, item: Any) -> bool:
         """Append ``item`` if there is room and return True; False means use ``await put`` (full or failed)."""
         items = self._items
-        if len(items) >= self.capacity or self._error is not None or self.producers <= 0:
+        if len(items) >= self.limit or self._error is not None or self.producers <= 0:
             return False
         items.append(item)
         if len(items) > self.high_water:
             self.high_water = len(items)
+        if self.promised:
+            self.promised -= 1
         if self._getters:
             _wake_one(self._getters)
         return True
@@ -100,14 +127,25 @@ class Channel:
                 return END
             fut = asyncio.get_running_loop().create_future()
             self._getters.append(fut)
+            if not self.capacity:  # a waiting reader is the only room a hand-over channel has
+                self.limit += 1
+                if self._putters:
+                    _wake_one(self._putters)
+            if self._wanters:
+                _wake_one(self._wanters)
             try:
                 await fut
             except BaseException:
                 self._abandon(fut, self._getters)
                 raise
+            finally:
+                if not self.capacity:
+                    self.limit -= 1
         item = self._items.popleft()
         if self._putters:
             _wake_one(self._putters)
+        if self._wanters:
+            _wake_one(self._wanters)
         return item
 
     def get_nowait(self) -> Any:
@@ -116,10 +154,48 @@ class Channel:
             item = self._items.popleft()
             if self._putters:
                 _wake_one(self._putters)
+            if self._wanters:
+                _wake_one(self._wanters)
             return item
         if self._error is not None:
             raise self._error
         return END if self.producers <= 0 else EMPTY
+
+    def promise(self) -> bool:
+        """Promise one item if one put now would not wait (counting earlier promises); else False."""
+        if len(self._items) + self.promised < self.limit and self._error is None:
+            self.promised += 1
+            return True
+        return False
+
+    async def wanted(self) -> None:
+        """Wait until this channel wants an item, and promise it (the promise ends with the next put).
+
+        A producer calls this before taking its own input, so that it holds nothing while the channel
+        is full: what it would have held stays upstream, where a batcher can still add to it."""
+        while not self.promise():
+            self.raise_if_failed()
+            fut = asyncio.get_running_loop().create_future()
+            self._wanters.append(fut)
+            try:
+                await fut
+            except BaseException:
+                self._abandon(fut, self._wanters)
+                raise
+
+    def add_wanter(self, fut: asyncio.Future[None]) -> None:
+        """Resolve ``fut`` at the next chance of room (for a producer watching several channels)."""
+        self._wanters.append(fut)
+
+    def remove_wanter(self, fut: asyncio.Future[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._wanters.remove(fut)
+
+    def raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self.producers <= 0:
+            raise ChannelClosed(f"wanted() on closed channel {self.label}")
 
     def close(self) -> None:
         """One producer is done. When the last one closes, blocked readers see ``END``."""
@@ -133,6 +209,7 @@ class Channel:
             self._error = error
         _wake_all(self._getters)
         _wake_all(self._putters)
+        _wake_all(self._wanters)
 
     def _abandon(self, fut: asyncio.Future[None], waiters: deque[asyncio.Future[None]]) -> None:
         """A waiter was cancelled: forget it, and pass on a wake-up that may have been meant for it.
@@ -140,10 +217,12 @@ class Channel:
         fut.cancel()
         with contextlib.suppress(ValueError):  # already popped by a waker
             waiters.remove(fut)
-        if waiters is self._putters and len(self._items) < self.capacity:
+        if waiters is self._putters and len(self._items) < self.limit:
             _wake_one(self._putters)
         elif waiters is self._getters and self._items:
             _wake_one(self._getters)
+        elif waiters is self._wanters and len(self._items) + self.promised < self.limit:
+            _wake_one(self._wanters)
 
 
 def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from .channel import EMPTY, Channel
 from .errors import GraphStopped, NodeFailure
@@ -23,9 +23,10 @@ from .metrics import EdgeMetrics, NodeMetrics
 from .node import END, SKIP, Node, NodeContext, SampleFailed, sample_count, sample_of
 from .validate import CheckedGraph, CheckedNode
 
-__all__ = ["Failure", "Inbox", "Outbox", "ResultStream", "Runtime"]
+__all__ = ["Collector", "Failure", "Inbox", "Outbox", "ResultStream", "Runtime"]
 
 _perf = time.perf_counter
+_FOREVER = float("inf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,14 @@ class Failure:
     sample: object | None
     error: str
     samples: int = 1
+
+
+class Collector(Protocol):
+    """What ``Inbox.fill`` appends to: a list, or a batch that copies each item in as it arrives."""
+
+    def append(self, item: Any, /) -> None: ...
+
+    def __len__(self) -> int: ...
 
 
 class Inbox:
@@ -69,6 +78,13 @@ class Inbox:
             m.samples_in += sample_count(item)
         return item
 
+    async def get_wanted(self, out: Outbox, start: int = 0) -> tuple[int, Any]:
+        """Wait until ``out`` wants an item (``Outbox.wanted``), then take the next input for it: the
+        output partition that asked, and the item (``END`` at end of stream). Pull instead of push."""
+        self.current = None  # nothing in hand while waiting for demand
+        partition = await out.wanted(start=start)
+        return partition, await self.get()
+
     async def get_within(self, seconds: float) -> Any:
         """Like ``get`` but returns ``None`` if nothing arrives within ``seconds`` (for batching deadlines)."""
         if len(self._channel) or self._channel.ended:
@@ -78,6 +94,32 @@ class Inbox:
                 return await self.get()
         except TimeoutError:
             return None
+
+    async def fill(self, batch: Collector, limit: int, deadline: float, cut: type | None = None) -> bool:
+        """Append items to ``batch`` until it holds ``limit``, ``perf_counter()`` passes ``deadline``,
+        the stream ends, or an item of type ``cut`` arrives (taken, not appended: a flush marker).
+        A deadline of ``float("inf")`` waits for ``limit`` items or the end.
+
+        The one deadline-batching loop every batcher shares; a past deadline takes only what is queued.
+        End of stream is left for the caller's next ``get``, which sees it again. Returns True when a
+        ``cut`` item ended the batch."""
+        channel = self._channel
+        while len(batch) < limit:
+            if len(channel) or channel.ended or deadline == _FOREVER:
+                item = await self.get()
+            else:
+                remaining = deadline - _perf()
+                if remaining <= 0:
+                    return False
+                item = await self.get_within(remaining)
+                if item is None:
+                    return False
+            if item is END:
+                return False
+            if cut is not None and isinstance(item, cut):
+                return True
+            batch.append(item)
+        return False
 
     def take_ready(self, limit: int) -> list[Any]:
         """Up to ``limit`` items that are already queued, without waiting (for micro-batching)."""
@@ -150,7 +192,7 @@ class Outbox:
                 if len(targets) == 1
                 else targets[partition if partition is not None else _least_loaded(targets)]
             )
-            if len(channel) >= channel.capacity:
+            if len(channel) >= channel.limit:
                 t0 = _perf()
                 await channel.put(item)
                 m.wait_out_s += _perf() - t0
@@ -159,6 +201,50 @@ class Outbox:
         m.items_out += 1
         if self.source:
             m.samples_out += sample_count(item)
+
+    async def wanted(self, port: str | None = None, start: int = 0) -> int:
+        """Wait until the edge on ``port`` wants an item, promise it, and return the partition that does.
+
+        Call it before taking your own input: a node that waits here holds nothing, so work stays
+        upstream until the next stage asks for it (with ``capacity: 0`` edges, only a reader that is
+        already waiting asks). Of several partitions with room the least loaded is chosen, ties going
+        to the first from ``start`` (pass a rotating start to share work round-robin)."""
+        name = port or self._default
+        edges = self._ports.get(name) if name is not None else None
+        if edges is None or len(edges) != 1:
+            raise ValueError(f"wanted() needs an output port with exactly one edge (port {name!r})")
+        targets = edges[0]
+        if len(targets) == 1:
+            channel = targets[0]
+            if not channel.promise():
+                t0 = _perf()
+                await channel.wanted()
+                self._m.wait_out_s += _perf() - t0
+            return 0
+        t0 = 0.0
+        while True:
+            for channel in targets:
+                channel.raise_if_failed()
+            best, best_load, n = -1, 0, len(targets)
+            for k in range(start, start + n):
+                index = k % n
+                channel = targets[index]
+                load = len(channel) + channel.promised
+                if load < channel.limit and (best < 0 or load < best_load):
+                    best, best_load = index, load
+            if best >= 0 and targets[best].promise():
+                if t0:
+                    self._m.wait_out_s += _perf() - t0
+                return best
+            t0 = t0 or _perf()
+            fut = asyncio.get_running_loop().create_future()
+            for channel in targets:
+                channel.add_wanter(fut)
+            try:
+                await fut
+            finally:
+                for channel in targets:
+                    channel.remove_wanter(fut)
 
     def loads(self, port: str | None = None) -> list[int]:
         """Queued items per partition of the (first) edge on ``port``: a scheduler's view of engine load."""

@@ -44,7 +44,9 @@ class EdgeSpec(_Strict):
 
     source: PortRef = Field(alias="from")
     target: PortRef = Field(alias="to")
-    capacity: int = Field(DEFAULT_CAPACITY, ge=1, le=1_000_000)
+    capacity: int = Field(
+        DEFAULT_CAPACITY, ge=0, le=1_000_000, description="items queued at most; 0: hand-over only (pull)"
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -1,9 +1,12 @@
 """Dynamic batching for the ResNet50 pipeline: ``batch_merge`` stacks images, ``batch_split`` unstacks.
 
-batch_merge (one worker, arrival order): a batch goes out when it holds ``max_batch`` images, when
-``max_wait_us`` has passed since its first image, or at end of stream. ``max_wait_us: 0`` means never
-wait: send whatever is queued right now (SingleStream / MultiStream). Each image is copied into the
-batch buffer as it arrives, so no single step copies a whole batch on the event loop.
+batch_merge (one worker, arrival order): a batch is complete when it holds ``max_batch`` images, when
+``max_wait_us`` has passed since its first image, at a ``Flush`` marker, or at end of stream. A partial
+batch is sealed only once the next stage wants it (``Outbox.wanted``); until then it keeps taking the
+images that arrive. So with a ``capacity: 0`` edge behind it, a batch is formed when the next stage asks
+for one, holding everything that waited meanwhile (Server). ``max_wait_us: 0`` never waits for more
+images than are queued. Images already on the device are copied into the batch buffer as they arrive,
+so no single step copies a whole batch on the event loop; host images are stacked later, off the loop.
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ class _Open:
     """The batch being filled. Host images are only referenced (stacked later, off the event loop);
     images already on the device are copied into a device buffer as they arrive."""
 
-    __slots__ = ("array", "deadline", "ids", "labels", "parts", "t_starts")
+    __slots__ = ("array", "ids", "labels", "parts", "t_starts")
 
-    def __init__(self, first: Image, max_batch: int, wait_s: float) -> None:
+    def __init__(self, first: Image, max_batch: int) -> None:
         xp = array_module(first.array)
         self.parts: list[Any] | None = [] if xp.__name__ == "numpy" else None
         self.array = (
@@ -43,9 +46,11 @@ class _Open:
         self.ids: list[int] = []
         self.labels: list[int] = []
         self.t_starts: list[float] = []
-        self.deadline = time.perf_counter() + wait_s
 
-    def add(self, image: Image) -> None:
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def append(self, image: Image) -> None:
         if self.parts is not None:
             self.parts.append(image.array)
         else:
@@ -82,41 +87,18 @@ class BatchMerge(Node):
         self.wait_s = max(0.0, microseconds) / 1e6
 
     async def run(self, io: WorkerIO) -> None:
-        max_batch = self.params.max_batch
-        inbox = io.inbox
-        current: _Open | None = None
-        while True:
-            wait_s = self.wait_s
-            if current is None:
-                item = await inbox.get()
-            elif wait_s == 0:
-                for image in inbox.take_ready(max_batch - len(current.ids)):
-                    if not isinstance(image, Flush):  # no waiting: every batch is flushed anyway
-                        current.add(image)
-                await io.out.send(current.seal())
-                current = None
-                continue
-            else:
-                item = await inbox.get_within(max(0.0, current.deadline - time.perf_counter()))
-                if item is None:  # the oldest image has waited max_wait_us
-                    await io.out.send(current.seal())
-                    current = None
-                    continue
-            if item is END:
-                break
-            if isinstance(item, Flush):
-                if current is not None:
-                    await io.out.send(current.seal())
-                    current = None
-                continue
-            if current is None:
-                current = _Open(item, max_batch, wait_s)
-            current.add(item)
-            if len(current.ids) == max_batch:
-                await io.out.send(current.seal())
-                current = None
-        if current is not None:
-            await io.out.send(current.seal())
+        max_batch, inbox = self.params.max_batch, io.inbox
+        while (first := await inbox.get()) is not END:
+            if isinstance(first, Flush):
+                continue  # nothing open to flush
+            batch = _Open(first, max_batch)
+            batch.append(first)
+            flushed = await inbox.fill(batch, max_batch, time.perf_counter() + self.wait_s, cut=Flush)
+            if len(batch) < max_batch:
+                await io.out.wanted()  # a partial batch goes when wanted, with what arrived meanwhile
+                if not flushed:
+                    await inbox.fill(batch, max_batch, 0.0, cut=Flush)
+            await io.out.send(batch.seal())
 
 
 @node_type("batch_split")

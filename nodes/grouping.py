@@ -7,7 +7,7 @@ passed since its first item, or at end of stream (a partial batch is never lost)
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,26 +36,10 @@ class Batch(Node):
 
     async def run(self, io: WorkerIO) -> None:
         size, wait = self.params.size, self.params.max_wait_ms
-        group: list[Any] = []
-        deadline = 0.0
-        while True:
-            if group and wait is not None:
-                item = await io.inbox.get_within(max(0.0, deadline - time.perf_counter()))
-                if item is None:  # deadline passed
-                    await io.out.send(group)
-                    group = []
-                    continue
-            else:
-                item = await io.inbox.get()
-            if item is END:
-                break
-            if not group and wait is not None:
-                deadline = time.perf_counter() + wait / 1e3
-            group.append(item)
-            if len(group) >= size:
-                await io.out.send(group)
-                group = []
-        if group:
+        while (first := await io.inbox.get()) is not END:
+            group = [first]
+            deadline = time.perf_counter() + wait / 1e3 if wait is not None else float("inf")
+            await io.inbox.fill(group, size, deadline)
             await io.out.send(group)
 
 

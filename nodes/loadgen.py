@@ -445,7 +445,15 @@ async def run_loadgen(
             watcher = asyncio.create_task(_watch(run, bridge), name="loadgen:watch")
             try:
                 chosen = any(key in overrides for key in ("max_wait_us", f"{first_sut_node}.max_wait_us"))
-                if options.scenario == "Server" and first_cls.kind == "batch_merge" and not chosen:
+                # A batch_merge that pulls (capacity-0 edges out) batches what waited while the engines
+                # were busy: no deadline to derive.
+                pulls = all(e.capacity == 0 for e in back.checked.edges if e.source == first_sut_node)
+                if (
+                    options.scenario == "Server"
+                    and first_cls.kind == "batch_merge"
+                    and not chosen
+                    and not pulls
+                ):
                     extra["max_wait_us"] = await _tune_server_wait(
                         run, bridge, first_sut_node, settings, announce
                     )

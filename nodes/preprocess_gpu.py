@@ -109,15 +109,7 @@ class PreprocessGpu(Node):
         max_batch, wait_s = self.params.max_batch, self.params.max_wait_us / 1e6
         while (first := await io.inbox.get()) is not END:
             samples = [first]
-            deadline = time.perf_counter() + wait_s
-            while len(samples) < max_batch:
-                samples += io.inbox.take_ready(max_batch - len(samples))
-                if len(samples) >= max_batch or time.perf_counter() >= deadline:
-                    break
-                item = await io.inbox.get_within(max(0.0, deadline - time.perf_counter()))
-                if item is None or item is END:
-                    break
-                samples.append(item)
+            await io.inbox.fill(samples, max_batch, time.perf_counter() + wait_s)
             t0 = time.perf_counter()
             array, ready = await self.offload(self._decode, samples, io.worker)
             self.context.observe((time.perf_counter() - t0) / len(samples))

@@ -1,15 +1,18 @@
 """``gpu_schedule``: route each batch to the least-busy inference engine.
 
 The inference node's input is partitioned (one queue per engine), so the scheduler sees every engine's
-backlog and picks the shortest queue, breaking ties round-robin so idle engines share the work. One
-worker: it needs the global view. Fewer queued batches per engine also means less latency in Server.
+backlog. It first waits until some engine wants a batch (``Outbox.wanted``: room in its queue; with
+``capacity: 0`` an engine that is idle), only then takes the next batch and sends it there, the shortest
+queue winning and ties going round-robin so idle engines share the work. One worker: it needs the
+global view. Holding no batch while every engine is busy leaves it upstream, where Server batching can
+still grow it.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from flowgraph import Node, Port, WorkerIO, WorkerRule, node_type
+from flowgraph import END, Node, Port, WorkerIO, WorkerRule, node_type
 
 from .payloads import Batch
 
@@ -30,14 +33,13 @@ class GpuSchedule(Node):
         self._next = 0
 
     async def run(self, io: WorkerIO) -> None:
-        async for batch in io.inbox:
-            loads = io.out.loads()
-            if len(self.routed) < len(loads):
-                self.routed = [0] * len(loads)
-            n = len(loads)
-            shortest = min(loads)
-            engine = next(k % n for k in range(self._next, self._next + n) if loads[k % n] == shortest)
-            self._next = engine + 1
+        engines = len(io.out.loads())
+        self.routed = [0] * engines
+        while True:
+            engine, batch = await io.inbox.get_wanted(io.out, start=self._next)
+            if batch is END:
+                break
+            self._next = (engine + 1) % engines
             batch.engine = engine
             self.routed[engine] += 1
             await io.out.send(batch, partition=engine)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowgraph import Node, Port, WorkerIO, WorkerRule, node_type
+from flowgraph import END, Node, Port, WorkerIO, WorkerRule, node_type
 
 from .payloads import Batch, Image, ImageData
 
@@ -59,7 +59,12 @@ class MemoryCopy(Node):
 
     async def run(self, io: WorkerIO) -> None:
         copier = self.copiers[io.worker] if self.copiers else None
-        async for item in io.inbox:
+        # Take a batch only once the next stage wants one: a batch waiting here is one batch_merge could
+        # not grow (with capacity-0 edges this is what makes batching pull-based, for Server latency).
+        while True:
+            _, item = await io.inbox.get_wanted(io.out)
+            if item is END:
+                break
             batch = as_batch(item)
             await io.out.send(batch if copier is None else await copier.copy(batch, self.offload))
 

@@ -120,3 +120,40 @@ def tagged_items(n: int = 10) -> list[Tagged]:
 
 def ten_tagged() -> list[Tagged]:
     return tagged_items(10)
+
+
+GATES: dict[str, asyncio.Semaphore] = {}
+"""Tests ``release()`` ``GATES[name]`` once per item a ``Gated`` node may finish."""
+
+
+class GateParams(BaseModel):
+    name: str
+
+
+class Gated(Node):
+    """Holds each item until the test releases its gate: one item per ``release()``."""
+
+    Params = GateParams
+    worker_rule = WorkerRule.fixed(1)
+
+    async def process(self, item: Any) -> Any:
+        await GATES[self.params.name].acquire()  # not released: each release() admits one item
+        return item
+
+
+class GatedEngineParams(BaseModel):
+    engine_num: int = 1
+    gate: str
+
+
+class GatedEngine(Node):
+    """An engine per worker, each on its own queue, finishing one item per release of ``<gate><worker>``."""
+
+    Params = GatedEngineParams
+    inputs: ClassVar = {"in": Port(partitioned=True)}
+    worker_rule = WorkerRule.equals("engine_num")
+
+    async def run(self, io: Any) -> None:
+        async for item in io.inbox:
+            await GATES[f"{self.params.gate}{io.worker}"].acquire()
+            await io.out.send((io.worker, item))

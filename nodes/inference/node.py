@@ -48,6 +48,12 @@ class InferenceParams(BaseModel):
     batch_sizes: list[int] = Field(
         default_factory=list, description="torch/tensorrt: batch sizes to prepare ahead"
     )
+    batch_step: int = Field(
+        0,
+        ge=0,
+        description="torch: also capture a graph for every multiple of this up to the largest batch size "
+        "(0: powers of two only); a partial batch then pads to at most step-1 more images",
+    )
     input_format: Literal["uint8_nhwc", "float32_nchw"] = Field(
         "uint8_nhwc", description="torch: the batches' format, for capturing CUDA graphs at setup"
     )

@@ -70,9 +70,15 @@ class TorchEngine:
         self.use_graphs = self.cuda and params.cuda_graphs
         # Power-of-two buckets up to the largest size: a partial batch (Server, end of stream) replays
         # the smallest graph that fits it, not the full-size one (which made Server collapse on the H100).
+        # ``batch_step`` adds every multiple of the step, so Server's varied batch sizes pad less.
         largest = max(params.batch_sizes, default=0)
+        step = params.batch_step
         self.sizes = sorted(
-            {*params.batch_sizes, *(1 << k for k in range(largest.bit_length()) if 1 << k <= largest)}
+            {
+                *params.batch_sizes,
+                *(1 << k for k in range(largest.bit_length()) if 1 << k <= largest),
+                *(range(step, largest + 1, step) if step else ()),
+            }
         )
         self._offload = context.offload
         self.compile_s = 0.0

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+
+import fixture_nodes
 import numpy as np
 
 from flowgraph import Graph
@@ -44,3 +48,41 @@ async def test_deadline_sends_a_partial_batch_without_end_of_stream():
             await run.submit(image)
         first = await anext(run.results())
         assert first.sample_ids == [0, 1]
+
+
+DEMAND_GRAPH = """
+nodes:
+  i: {{type: input}}
+  m: {{type: batch_merge, params: {{max_batch: 100, max_wait_us: 0}}}}
+  g: {{type: "fixture_nodes:Gated", params: {{name: {gate}}}}}
+  c: {{type: collect}}
+edges: [{{from: i, to: m}}, {{from: m, to: g, capacity: {capacity}}}, {{from: g, to: c}}]
+"""
+
+
+async def batches_while_the_next_stage_is_busy(capacity: int) -> list[list[int]]:
+    """Image 0 goes to a held gate; images 1-3 arrive while it is busy; then the gate opens twice."""
+    gate = f"merge-{uuid.uuid4().hex}"
+    fixture_nodes.GATES[gate] = asyncio.Semaphore(0)
+    graph = Graph.from_text(DEMAND_GRAPH.format(gate=gate, capacity=capacity))
+    async with graph.start() as run:
+        results = run.results()
+        await run.submit(images(1)[0])
+        await asyncio.sleep(0.02)  # image 0 is in the gate now
+        for image in images(4)[1:]:
+            await run.submit(image)
+            await asyncio.sleep(0.005)  # one at a time, as a Server's queries come
+        batches = []
+        for _ in range(2):
+            fixture_nodes.GATES[gate].release()
+            batches.append((await asyncio.wait_for(anext(results), 2)).sample_ids)
+        for _ in range(4):  # let whatever is left through
+            fixture_nodes.GATES[gate].release()
+        await run.close()
+    return batches
+
+
+async def test_a_capacity_zero_edge_forms_the_batch_when_the_next_stage_asks():
+    assert await batches_while_the_next_stage_is_busy(0) == [[0], [1, 2, 3]]
+    # With a queue of one, the batch is sealed as soon as there is room, before the others arrive.
+    assert (await batches_while_the_next_stage_is_busy(1))[1] == [1]

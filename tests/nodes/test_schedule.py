@@ -1,0 +1,52 @@
+"""gpu_schedule: a batch goes to an engine that wants one, and waits upstream while none does."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import fixture_nodes
+import numpy as np
+
+from flowgraph import Graph
+from flowgraph.nodes.payloads import Batch
+
+GRAPH = """
+nodes:
+  i: {{type: input}}
+  s: {{type: gpu_schedule}}
+  e: {{type: "fixture_nodes:GatedEngine", params: {{engine_num: 2, gate: {gate}}}}}
+  c: {{type: collect}}
+edges: [{{from: i, to: s}}, {{from: s, to: e, capacity: 0}}, {{from: e, to: c}}]
+"""
+
+
+def batch(k: int) -> Batch:
+    return Batch([k], [0], np.zeros((1, 2), np.uint8), [0.0])
+
+
+async def test_batches_go_to_the_idle_engine_and_wait_upstream_while_none_is():
+    gate = f"engine-{uuid.uuid4().hex}"
+    gates = [asyncio.Semaphore(0), asyncio.Semaphore(0)]
+    for worker, semaphore in enumerate(gates):
+        fixture_nodes.GATES[f"{gate}{worker}"] = semaphore
+    graph = Graph.from_text(GRAPH.format(gate=gate))
+    async with graph.start() as run:
+        results = run.results()
+        for k in range(3):
+            await run.submit(batch(k))
+            await asyncio.sleep(0.01)
+        # Both engines hold a batch; the third waits before the scheduler, which took nothing more.
+        in_flight = run.runtime.in_flight()
+        assert in_flight["s"] == 1 and in_flight["e"] == 2
+        gates[1].release()
+        engine, first = await asyncio.wait_for(anext(results), 2)
+        await asyncio.sleep(0.01)
+        gates[1].release()  # engine 1 finished first, so it asked first and got batch 2
+        engine2, second = await asyncio.wait_for(anext(results), 2)
+        gates[0].release()
+        engine3, third = await asyncio.wait_for(anext(results), 2)
+        await run.close()
+    assert {engine, engine3} == {0, 1} and engine == 1
+    assert (engine2, second.sample_ids) == (1, [2])
+    assert third.sample_ids == [0] and engine3 == 0
