@@ -286,20 +286,18 @@ def loadgen(
     return out
 
 
-# SingleStream's graph (batch_merge and batch_split bypassed), fed one sample at a time.
+# SingleStream's graph (batch_merge, gpu_schedule and batch_split bypassed), fed one sample at a time.
 SINGLE = """
 nodes:
   samples: {{type: input}}
   memory_copy: {{type: memory_copy, params: {{engine_num: 1, device: cuda}}}}
-  gpu_schedule: {{type: gpu_schedule}}
   inference: {{type: inference, params: {{backend: torch, device: cuda, model: "{model}", engine_num: 1,
               precision: fp16, batch_sizes: [1]}}}}
   postprocess: {{type: postprocess}}
   results: {{type: collect}}
 edges:
   - {{from: samples, to: memory_copy, capacity: 4}}
-  - {{from: memory_copy, to: gpu_schedule, capacity: 4}}
-  - {{from: gpu_schedule, to: inference, capacity: 2}}
+  - {{from: memory_copy, to: inference, capacity: 2}}
   - {{from: inference, to: postprocess, capacity: 8}}
   - {{from: postprocess, to: results}}
 """

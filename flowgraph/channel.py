@@ -168,8 +168,16 @@ class Channel:
             return True
         return False
 
+    def withdraw(self) -> None:
+        """Take back a promise that will not be kept (the producer's input ended): another may answer."""
+        if self.promised:
+            self.promised -= 1
+            if self._wanters:
+                _wake_one(self._wanters)
+
     async def wanted(self) -> None:
-        """Wait until this channel wants an item, and promise it (the promise ends with the next put).
+        """Wait until this channel wants an item, and promise it (the promise ends with the next put,
+        or ``withdraw``).
 
         A producer calls this before taking its own input, so that it holds nothing while the channel
         is full: what it would have held stays upstream, where a batcher can still add to it."""

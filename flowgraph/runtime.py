@@ -83,7 +83,10 @@ class Inbox:
         output partition that asked, and the item (``END`` at end of stream). Pull instead of push."""
         self.current = None  # nothing in hand while waiting for demand
         partition = await out.wanted(start=start)
-        return partition, await self.get()
+        item = await self.get()
+        if item is END:
+            out.withdraw(partition)  # a sibling worker may still have an item to answer it with
+        return partition, item
 
     async def get_within(self, seconds: float) -> Any:
         """Like ``get`` but returns ``None`` if nothing arrives within ``seconds`` (for batching deadlines)."""
@@ -245,6 +248,12 @@ class Outbox:
             finally:
                 for channel in targets:
                     channel.remove_wanter(fut)
+
+    def withdraw(self, partition: int = 0, port: str | None = None) -> None:
+        """Take back a ``wanted()`` promise that this worker will not keep."""
+        name = port or self._default
+        if name is not None and name in self._ports:
+            self._ports[name][0][partition].withdraw()
 
     def loads(self, port: str | None = None) -> list[int]:
         """Queued items per partition of the (first) edge on ``port``: a scheduler's view of engine load."""

@@ -104,7 +104,8 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 INLINE_BYTES = 1 << 20
-"""Batches up to this size are staged on the loop: a 150 kB image copies faster than a thread hand-off."""
+"""Batches up to this size are copied on the loop, from pageable memory: a 150 kB image copies faster
+than a thread hand-off."""
 
 
 class HostToDevice:
@@ -148,6 +149,20 @@ class HostToDevice:
             event.record(self.stream)
         return host, (device, event)
 
+    def _send_small(self, array: Any) -> tuple[Any, Any]:
+        """A small batch (SingleStream's one image) straight from pageable memory, on the loop.
+
+        Why no pinned buffer and no wait: from pageable memory ``cudaMemcpyAsync`` returns once the
+        data is staged by the driver, so ``array`` may be reused at once; the engine waits for the event
+        on the GPU. That saves a host copy and a completion round trip (~0.15 ms of a 0.7 ms query)."""
+        cupy = self.cupy
+        with self.stream:
+            device = cupy.empty(array.shape, array.dtype)
+            device.set(np.ascontiguousarray(array), stream=self.stream)
+            event = cupy.cuda.Event(disable_timing=True)
+            event.record(self.stream)
+        return device, event
+
     async def copy(self, batch: Any, offload: Any) -> Any:
         """Host ``batch`` → the same batch with ``array`` on the device, ``ready`` an event on the copy.
         A batch already on the device (start_from_device, GPU preprocessing) passes through untouched."""
@@ -157,11 +172,13 @@ class HostToDevice:
             self.free = asyncio.Queue()
             for _ in range(self.count):
                 self.free.put_nowait(None)
-        host = await self.free.get()  # bounds copies in flight to the pool size
-        small = batch.parts is None and batch.array.nbytes <= INLINE_BYTES
-        host, (device, event) = self._stage(host, batch) if small else await offload(self._stage, host, batch)
-        await stream_done(self.stream, offload)  # the pinned buffer may be reused once the copy has run
-        self.free.put_nowait(host)
+        if batch.parts is None and batch.array.nbytes <= INLINE_BYTES:
+            device, event = self._send_small(batch.array)
+        else:
+            host = await self.free.get()  # bounds copies in flight to the pool size
+            host, (device, event) = await offload(self._stage, host, batch)
+            await stream_done(self.stream, offload)  # the pinned buffer may be reused once the copy ran
+            self.free.put_nowait(host)
         batch.array = device
         batch.device = "cuda"
         batch.ready = event

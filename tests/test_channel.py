@@ -121,3 +121,17 @@ async def test_cancelled_wanter_passes_its_opening_on():
     first.cancel()  # ... which is cancelled before it runs
     await asyncio.wait_for(second, 1)
     assert first.cancelled()
+
+
+async def test_a_withdrawn_promise_lets_another_producer_answer():
+    ch = Channel(0)
+    reader = asyncio.ensure_future(ch.get())
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(ch.wanted(), 1)  # this producer's input ends: it will not put
+    other = asyncio.ensure_future(ch.wanted())
+    await asyncio.sleep(0.01)
+    assert not other.done()
+    ch.withdraw()
+    await asyncio.wait_for(other, 1)
+    await ch.put("x")
+    assert await asyncio.wait_for(reader, 1) == "x"

@@ -9,7 +9,7 @@ import fixture_nodes
 import numpy as np
 
 from flowgraph import Graph
-from flowgraph.nodes.payloads import Batch
+from flowgraph.nodes.payloads import Batch, Image
 
 GRAPH = """
 nodes:
@@ -50,3 +50,29 @@ async def test_batches_go_to_the_idle_engine_and_wait_upstream_while_none_is():
     assert {engine, engine3} == {0, 1} and engine == 1
     assert (engine2, second.sample_ids) == (1, [2])
     assert third.sample_ids == [0] and engine3 == 0
+
+
+PULL_CHAIN = """
+nodes:
+  i: {{type: input}}
+  m: {{type: batch_merge, params: {{max_batch: 4, max_wait_us: 0}}}}
+  c: {{type: memory_copy, params: {{engine_num: {engines}}}}}
+  s: {{type: gpu_schedule}}
+  e: {{type: "fixture_nodes:PerEngine", params: {{engine_num: {engines}}}}}
+  r: {{type: collect}}
+edges:
+  - {{from: i, to: m}}
+  - {{from: m, to: c, capacity: 0}}
+  - {{from: c, to: s, capacity: 0}}
+  - {{from: s, to: e, capacity: 0}}
+  - {{from: e, to: r}}
+"""
+
+
+async def test_a_pull_chain_delivers_every_image_and_ends():
+    # Several copy workers each promise the scheduler a batch; at end of stream the ones left without
+    # a batch must give their promise back, or a sibling holding the last batch waits forever.
+    for engines in (1, 2, 3):
+        images = [Image(k, 0, np.zeros((2, 2, 3), np.uint8)) for k in range(23)]
+        report = await asyncio.wait_for(Graph.from_text(PULL_CHAIN.format(engines=engines)).run(images), 5)
+        assert sorted(i for b in report.results for i in b.sample_ids) == list(range(23))
