@@ -223,19 +223,30 @@ def jpeg(count: int, repeat: int, engines: int, bs: int, decode_workers: list[in
 
 
 def loadgen(
-    qps_list: list[float], seconds: float, waits: list[float], engines: int = 2, singlestream: bool = True
+    qps_list: list[float],
+    seconds: float,
+    waits: list[float],
+    engines_list: list[int],
+    engine_queues: list[int],
+    singlestream: bool = True,
 ) -> dict[str, Any]:
     from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
 
     out: dict[str, Any] = {"server": [], "singlestream": None}
     base: dict[str, Any] = {"dataset.synthetic_count": 1024, "preprocess_workers": 16}
-    server = {**base, "engine_num": engines}
     print(
-        f"\nServer, {engines} engine(s):\n\n| Server target QPS | completed QPS | p99 ms | VALID | max_wait_us |"
+        "\nServer:\n\n| engines | engine_queue | target QPS | completed QPS | p99 ms | VALID | max_wait_us |"
     )
-    print("|---|---|---|---|---|")
-    runs = [(qps, wait) for wait in waits for qps in qps_list] if seconds > 0 else []
-    for qps, wait in runs:
+    print("|---|---|---|---|---|---|---|")
+    runs = [
+        (engines, queue, qps, wait)
+        for engines in engines_list
+        for queue in engine_queues
+        for wait in waits
+        for qps in qps_list
+    ]
+    for engines, queue, qps, wait in runs if seconds > 0 else []:
+        server = {**base, "engine_num": engines, "engine_queue": queue}
         options = LoadgenOptions(
             scenario="Server",
             target_qps=qps,
@@ -253,11 +264,14 @@ def loadgen(
         p99 = float(r.metrics.get("99.00 percentile latency (ns)", "nan")) / 1e6
         done = r.metrics.get("Completed samples per second", "?")
         print(
-            f"| {qps:,.0f} | {done} | {p99:.2f} | {r.valid} | {r.extra.get('max_wait_us', 0):.0f} |",
+            f"| {engines} | {queue} | {qps:,.0f} | {done} | {p99:.2f} | {r.valid} "
+            f"| {r.extra.get('max_wait_us', 0):.0f} |",
             flush=True,
         )
         out["server"].append(
             {
+                "engines": engines,
+                "engine_queue": queue,
                 "target_qps": qps,
                 "completed": done,
                 "p99_ms": p99,
@@ -443,6 +457,9 @@ def main() -> None:
     parser.add_argument(
         "--waits", type=float, nargs="+", default=[-1], help="Server max_wait_us; -1 = derived"
     )
+    parser.add_argument(
+        "--engine-queues", type=int, nargs="+", default=[0], help="loadgen: Server batches queued per engine"
+    )
     parser.add_argument("--no-singlestream", action="store_true", help="loadgen: Server only")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
     args = parser.parse_args()
@@ -465,7 +482,9 @@ def main() -> None:
     elif args.part == "qsl":
         result = qsl_offline(args.sizes[-1], args.engines[0])
     else:
-        result = loadgen(args.qps, args.seconds, args.waits, args.engines[0], not args.no_singlestream)
+        result = loadgen(
+            args.qps, args.seconds, args.waits, args.engines, args.engine_queues, not args.no_singlestream
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"gpu_{args.part}.json").write_text(json.dumps(result, indent=1, default=str))
 
