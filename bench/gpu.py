@@ -229,15 +229,18 @@ def loadgen(
     engines_list: list[int],
     engine_queues: list[int],
     singlestream: bool = True,
+    on_device: bool = False,
 ) -> dict[str, Any]:
     from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
 
     out: dict[str, Any] = {"server": [], "singlestream": None}
     base: dict[str, Any] = {"dataset.synthetic_count": 1024, "preprocess_workers": 16}
+    where = "GPU memory (start_from_device)" if on_device else "host memory"
     print(
-        "\nServer:\n\n| engines | engine_queue | target QPS | completed QPS | p99 ms | VALID | max_wait_us |"
+        f"\nServer, QSL in {where}:\n\n| engines | engine_queue | target QPS | completed QPS | p50 ms "
+        "| p90 ms | p99 ms | VALID | mean batch | inference ms/batch p50 / p99 |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     runs = [
         (engines, queue, qps, wait)
         for engines in engines_list
@@ -246,7 +249,12 @@ def loadgen(
         for qps in qps_list
     ]
     for engines, queue, qps, wait in runs if seconds > 0 else []:
-        server = {**base, "engine_num": engines, "engine_queue": queue}
+        server = {
+            **base,
+            "engine_num": engines,
+            "engine_queue": queue,
+            "loadgen.start_from_device": on_device,
+        }
         options = LoadgenOptions(
             scenario="Server",
             target_qps=qps,
@@ -261,11 +269,17 @@ def loadgen(
             )
         )
         r.extra.setdefault("max_wait_us", wait)
-        p99 = float(r.metrics.get("99.00 percentile latency (ns)", "nan")) / 1e6
+        p50, p90, p99 = (
+            float(r.metrics.get(f"{q:.2f} percentile latency (ns)", "nan")) / 1e6 for q in (50, 90, 99)
+        )
         done = r.metrics.get("Completed samples per second", "?")
+        summary = r.report.summaries.get("postprocess", {}) if r.report is not None else {}
+        infer = next((n for n in r.report.nodes if n["node"] == "inference"), None) if r.report else None
+        lat = infer["latency_ms"] if infer else {}
         print(
-            f"| {engines} | {queue} | {qps:,.0f} | {done} | {p99:.2f} | {r.valid} "
-            f"| {r.extra.get('max_wait_us', 0):.0f} |",
+            f"| {engines} | {queue} | {qps:,.0f} | {done} | {p50:.2f} | {p90:.2f} | {p99:.2f} | {r.valid} "
+            f"| {summary.get('batch_mean', '?')} | {lat.get('p50', float('nan')):.2f} / "
+            f"{lat.get('p99', float('nan')):.2f} |",
             flush=True,
         )
         out["server"].append(
@@ -273,8 +287,12 @@ def loadgen(
                 "engines": engines,
                 "engine_queue": queue,
                 "target_qps": qps,
+                "start_from_device": on_device,
                 "completed": done,
+                "p50_ms": p50,
+                "p90_ms": p90,
                 "p99_ms": p99,
+                "batch_mean": summary.get("batch_mean"),
                 "valid": r.valid,
                 "reasons": r.reasons,
                 "max_wait_us": r.extra.get("max_wait_us"),
@@ -460,6 +478,9 @@ def main() -> None:
     parser.add_argument(
         "--engine-queues", type=int, nargs="+", default=[0], help="loadgen: Server batches queued per engine"
     )
+    parser.add_argument(
+        "--start-from-device", action="store_true", help="loadgen: the QSL keeps samples on the GPU"
+    )
     parser.add_argument("--no-singlestream", action="store_true", help="loadgen: Server only")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
     args = parser.parse_args()
@@ -483,7 +504,13 @@ def main() -> None:
         result = qsl_offline(args.sizes[-1], args.engines[0])
     else:
         result = loadgen(
-            args.qps, args.seconds, args.waits, args.engines, args.engine_queues, not args.no_singlestream
+            args.qps,
+            args.seconds,
+            args.waits,
+            args.engines,
+            args.engine_queues,
+            not args.no_singlestream,
+            args.start_from_device,
         )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"gpu_{args.part}.json").write_text(json.dumps(result, indent=1, default=str))

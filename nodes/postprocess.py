@@ -116,6 +116,7 @@ class Postprocess(Node):
             "precision": stats.precision if stats else "?",
             "backend": stats.backend if stats else "?",
             "batch_size": stats.max_batch if stats else 0,
+            "batch_mean": round(stats.images / stats.batches, 1) if stats and stats.batches else 0.0,
             "engines": stats.engine_num if stats else 0,
             "images": images,
             "e2e_time_s": round(e2e, 4),
