@@ -238,9 +238,9 @@ def loadgen(
     where = "GPU memory (start_from_device)" if on_device else "host memory"
     print(
         f"\nServer, QSL in {where}:\n\n| engines | engine_queue | target QPS | completed QPS | p50 ms "
-        "| p90 ms | p99 ms | VALID | mean batch | inference ms/batch p50 / p99 |"
+        "| p99 ms | VALID | mean batch | inference ms/batch p50 / p99 |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     runs = [
         (engines, queue, qps, wait)
         for engines in engines_list
@@ -269,15 +269,13 @@ def loadgen(
             )
         )
         r.extra.setdefault("max_wait_us", wait)
-        p50, p90, p99 = (
-            float(r.metrics.get(f"{q:.2f} percentile latency (ns)", "nan")) / 1e6 for q in (50, 90, 99)
-        )
+        p50, p99 = (float(r.metrics.get(f"{q:.2f} percentile latency (ns)", "nan")) / 1e6 for q in (50, 99))
         done = r.metrics.get("Completed samples per second", "?")
         summary = r.report.summaries.get("postprocess", {}) if r.report is not None else {}
         infer = next((n for n in r.report.nodes if n["node"] == "inference"), None) if r.report else None
         lat = infer["latency_ms"] if infer else {}
         print(
-            f"| {engines} | {queue} | {qps:,.0f} | {done} | {p50:.2f} | {p90:.2f} | {p99:.2f} | {r.valid} "
+            f"| {engines} | {queue} | {qps:,.0f} | {done} | {p50:.2f} | {p99:.2f} | {r.valid} "
             f"| {summary.get('batch_mean', '?')} | {lat.get('p50', float('nan')):.2f} / "
             f"{lat.get('p99', float('nan')):.2f} |",
             flush=True,
@@ -290,7 +288,6 @@ def loadgen(
                 "start_from_device": on_device,
                 "completed": done,
                 "p50_ms": p50,
-                "p90_ms": p90,
                 "p99_ms": p99,
                 "batch_mean": summary.get("batch_mean"),
                 "valid": r.valid,
