@@ -23,7 +23,7 @@ from flowgraph import DependencyMissing
 
 from ..preprocess import MLPERF_MEANS
 
-__all__ = ["TorchEngine", "load", "load_module"]
+__all__ = ["TorchEngine", "graph_sizes", "load", "load_module"]
 
 
 def load_module(model: Path | str) -> Any:
@@ -39,6 +39,22 @@ def load_module(model: Path | str) -> Any:
 
 
 INLINE_BATCH = 8
+
+
+def graph_sizes(batch_sizes: list[int], step: int = 0) -> list[int]:
+    """The batch sizes to capture a CUDA graph for.
+
+    Powers of two up to the largest size: a partial batch (Server, end of stream) replays the smallest
+    graph that fits it, not the full-size one (which made Server collapse on the H100). ``step`` adds
+    every multiple of it, so Server's varied batch sizes pad by less than ``step`` images."""
+    largest = max(batch_sizes, default=0)
+    return sorted(
+        {
+            *batch_sizes,
+            *(1 << k for k in range(largest.bit_length()) if 1 << k <= largest),
+            *(range(step, largest + 1, step) if step else ()),
+        }
+    )
 
 
 def _bucket(n: int, sizes: list[int]) -> int:
@@ -68,18 +84,7 @@ class TorchEngine:
         self.device = torch.device("cuda" if self.cuda else "cpu")
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[params.precision]
         self.use_graphs = self.cuda and params.cuda_graphs
-        # Power-of-two buckets up to the largest size: a partial batch (Server, end of stream) replays
-        # the smallest graph that fits it, not the full-size one (which made Server collapse on the H100).
-        # ``batch_step`` adds every multiple of the step, so Server's varied batch sizes pad less.
-        largest = max(params.batch_sizes, default=0)
-        step = params.batch_step
-        self.sizes = sorted(
-            {
-                *params.batch_sizes,
-                *(1 << k for k in range(largest.bit_length()) if 1 << k <= largest),
-                *(range(step, largest + 1, step) if step else ()),
-            }
-        )
+        self.sizes = graph_sizes(params.batch_sizes, params.batch_step)
         self._offload = context.offload
         self.compile_s = 0.0
         if self.cuda:

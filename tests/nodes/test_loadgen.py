@@ -185,3 +185,20 @@ def test_cli_runs_a_scenario_and_prints_the_verdict(tmp_path, dataset, answer_mo
     )
     out = capsys.readouterr().out
     assert code == 0 and "Offline performance: VALID" in out and "Samples per second" in out
+
+
+def test_server_with_pull_batching_needs_no_derived_wait(tmp_path, dataset, answer_model):
+    result = run(
+        tmp_path,
+        dataset,
+        answer_model,
+        LoadgenOptions(
+            scenario="Server", count=500, target_qps=400, target_latency_ms=200, output=tmp_path / "l"
+        ),
+        batch_queue=0,
+        engine_queue=1,
+        engine_num=2,
+    )
+    assert result.valid is True, result.reasons
+    assert "max_wait_us" not in result.extra  # batches form when an engine asks: nothing to tune
+    assert result.report.samples["completed"] >= 500 and result.report.samples["failed"] == 0
