@@ -71,9 +71,9 @@ def cuda_problem(what: str) -> str | None:
 
 WAIT_MODE = os.environ.get("FLOWGRAPH_GPU_WAIT", "thread")
 """How GPU completion reaches asyncio: 'thread' (an event synchronized in the node's own thread pool) or
-'callback' (a CUDA host function). Both leave the event loop free. 'thread' is the default because it
-measured 0.4-0.5 ms lower at p90 for a bs-1 query through the graph, in two runs of
-``bench/gpu.py latency`` (a host function holds its stream until it gets the GIL)."""
+'callback' (a CUDA host function). Both leave the event loop free. 'thread' is the default: a bs-1 query through the graph
+measured 0.37 and 0.47 ms lower at p90 with it in two of three runs of ``bench/gpu.py latency``, 0.04 ms
+higher in the third (bench/RESULTS.md 4b). A host function also holds its stream until it gets the GIL."""
 
 
 def stream_done(stream: Any, offload: Any = None) -> Awaitable[Any]:
