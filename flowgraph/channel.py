@@ -85,13 +85,7 @@ class Channel:
         while len(self._items) >= self.limit:
             if self._error is not None:
                 raise self._error
-            fut = asyncio.get_running_loop().create_future()
-            self._putters.append(fut)
-            try:
-                await fut
-            except BaseException:
-                self._abandon(fut, self._putters)
-                raise
+            await self._wait(self._putters)
         if self._error is not None:
             raise self._error
         if self.producers <= 0:
@@ -125,8 +119,6 @@ class Channel:
                 raise self._error
             if self.producers <= 0:
                 return END
-            fut = asyncio.get_running_loop().create_future()
-            self._getters.append(fut)
             if not self.capacity:  # a waiting reader is the only room a hand-over channel has
                 self.limit += 1
                 if self._putters:
@@ -134,10 +126,7 @@ class Channel:
             if self._wanters:
                 _wake_one(self._wanters)
             try:
-                await fut
-            except BaseException:
-                self._abandon(fut, self._getters)
-                raise
+                await self._wait(self._getters)
             finally:
                 if not self.capacity:
                     self.limit -= 1
@@ -183,13 +172,7 @@ class Channel:
         is full: what it would have held stays upstream, where a batcher can still add to it."""
         while not self.promise():
             self.raise_if_failed()
-            fut = asyncio.get_running_loop().create_future()
-            self._wanters.append(fut)
-            try:
-                await fut
-            except BaseException:
-                self._abandon(fut, self._wanters)
-                raise
+            await self._wait(self._wanters)
 
     def add_wanter(self, fut: asyncio.Future[None]) -> None:
         """Resolve ``fut`` at the next chance of room (for a producer watching several channels)."""
@@ -219,9 +202,18 @@ class Channel:
         _wake_all(self._putters)
         _wake_all(self._wanters)
 
+    async def _wait(self, waiters: deque[asyncio.Future[None]]) -> None:
+        """Suspend until woken (only on the slow paths: a put or get that can go ahead never calls it)."""
+        fut = asyncio.get_running_loop().create_future()
+        waiters.append(fut)
+        try:
+            await fut
+        except BaseException:
+            self._abandon(fut, waiters)
+            raise
+
     def _abandon(self, fut: asyncio.Future[None], waiters: deque[asyncio.Future[None]]) -> None:
-        """A waiter was cancelled: forget it, and pass on a wake-up that may have been meant for it.
-        (The waits are written inline in put/get: a helper coroutine would add a frame to every hop.)"""
+        """A waiter was cancelled: forget it, and pass on a wake-up that may have been meant for it."""
         fut.cancel()
         with contextlib.suppress(ValueError):  # already popped by a waker
             waiters.remove(fut)
