@@ -353,7 +353,15 @@ class _WorkerIO:
         channel = self._run.feed
         if channel is None:
             raise RuntimeError(f"node '{self._run.spec.name}' is not an external input")
-        while (item := await channel.get()) is not END:
+        m = self._run.metrics
+        while True:
+            item = channel.get_nowait()
+            if item is EMPTY:  # waiting for the embedding program counts as waiting, not as busy
+                t0 = _perf()
+                item = await channel.get()
+                m.wait_in_s += _perf() - t0
+            if item is END:
+                return
             yield item
 
     async def deliver(self, item: Any) -> None:

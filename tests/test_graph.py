@@ -105,3 +105,15 @@ async def test_started_waits_for_setup_and_raises_its_failure():
     with pytest.raises(NodeFailure, match="no engine"):
         async with bad.start() as run:
             await run.started()
+
+
+async def test_an_input_node_waiting_for_submissions_is_not_reported_busy():
+    graph = Graph.from_yaml("graphs/hello_embedded.yaml")
+    async with graph.start() as run:
+        await run.submit(1)
+        await asyncio.sleep(0.2)  # the program is slow to submit: the input node waits
+        await run.submit(2)
+        await run.close()
+    assert run.report is not None
+    node = next(n for n in run.report.nodes if n["type"] == "input")
+    assert node["wait_in_s"] >= 0.15 and node["utilization"] < 0.5
