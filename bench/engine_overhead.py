@@ -3,6 +3,7 @@
 Both run in one process, alternating, on asyncio and on uvloop, so the ratio is measured side by side:
 
     python bench/engine_overhead.py [--items 200000] [--stages 8] [--capacity 64] [--repeat 3]
+    python bench/engine_overhead.py --round-trip [--stages 3]   # one item at a time: latency, not rate
 
 The hand-written chain is the floor: one coroutine per stage, ``asyncio.Queue(capacity)`` between
 them, a sentinel for the end. flowgraph adds metrics, end-of-stream bookkeeping and error routing.
@@ -95,13 +96,53 @@ def measure(loop_name: str, items: int, stages: int, capacity: int, repeat: int)
     }
 
 
+async def round_trips(stages: int, count: int) -> list[float]:
+    """submit one item, await its result, repeat: what the engine adds to a SingleStream query."""
+    nodes = ["  in: {type: input}"] + [f"  p{k}: {{type: bench-pass}}" for k in range(stages)]
+    names = ["in"] + [f"p{k}" for k in range(stages)] + ["out"]
+    text = (
+        "nodes:\n"
+        + "\n".join([*nodes, "  out: {type: collect}"])
+        + "\nedges:\n"
+        + "\n".join(f"  - {{from: {a}, to: {b}}}" for a, b in zip(names, names[1:], strict=False))
+        + "\n"
+    )
+    seconds = []
+    async with Graph.from_text(text).start() as run:
+        results = run.results()
+        for k in range(count):
+            t0 = time.perf_counter()
+            await run.submit(k)
+            await anext(results)
+            seconds.append(time.perf_counter() - t0)
+        await run.close()
+    return seconds[count // 10 :]  # the first tenth warms up
+
+
+def print_round_trips(stages: int, count: int) -> None:
+    import statistics
+
+    import uvloop
+
+    print(f"| loop | nodes (input + {stages} + collect) | p50 µs | p90 µs |\n|---|---|---|---|")
+    for name, runner in (("asyncio", asyncio.run), ("uvloop", uvloop.run)):
+        us = sorted(t * 1e6 for t in runner(round_trips(stages, count)))
+        p90 = us[int(len(us) * 0.9)]
+        print(f"| {name} | {stages + 2} | {statistics.median(us):.1f} | {p90:.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=200_000)
     parser.add_argument("--stages", type=int, default=8)
     parser.add_argument("--capacity", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--round-trip", action="store_true", help="latency of one item at a time")
     args = parser.parse_args()
+    if args.round_trip:
+        print(f"# {platform.node()} python {platform.python_version()}: engine_overhead.py --round-trip")
+        print_round_trips(args.stages, 5000)
+        return
     print(
         f"# {platform.node()} python {platform.python_version()} items={args.items} stages={args.stages} "
         f"capacity={args.capacity} repeat={args.repeat} (best of)"
