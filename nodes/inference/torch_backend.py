@@ -38,9 +38,6 @@ def load_module(model: Path | str) -> Any:
     return onnx_module(spec)
 
 
-INLINE_BATCH = 8
-
-
 def graph_sizes(batch_sizes: list[int], step: int = 0) -> list[int]:
     """The batch sizes to capture a CUDA graph for.
 
@@ -86,6 +83,7 @@ class TorchEngine:
         self.use_graphs = self.cuda and params.cuda_graphs
         self.sizes = graph_sizes(params.batch_sizes, params.batch_step)
         self._offload = context.offload
+        self.inline_batch = params.inline_batch
         self.compile_s = 0.0
         if self.cuda:
             from ..gpu import new_stream
@@ -211,7 +209,7 @@ class TorchEngine:
         inline = (
             self.use_graphs
             and batch.parts is None
-            and len(batch.sample_ids) <= INLINE_BATCH
+            and len(batch.sample_ids) <= self.inline_batch
             and any(key[0] >= len(batch.sample_ids) for key in self.graphs)
         )
         result = self._launch(batch) if inline else await self._offload(self._launch, batch)
