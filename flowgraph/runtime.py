@@ -211,12 +211,11 @@ class Outbox:
         Call it before taking your own input: a node that waits here holds nothing, so work stays
         upstream until the next stage asks for it (with ``capacity: 0`` edges, only a reader that is
         already waiting asks). Of several partitions with room the least loaded is chosen, ties going
-        to the first from ``start`` (pass a rotating start to share work round-robin)."""
-        name = port or self._default
-        edges = self._ports.get(name) if name is not None else None
-        if edges is None or len(edges) != 1:
-            raise ValueError(f"wanted() needs an output port with exactly one edge (port {name!r})")
-        targets = edges[0]
+        to the first from ``start`` (pass a rotating start to share work round-robin). An optional port
+        left unconnected wants every item at once."""
+        targets = self._pull_targets(port)
+        if targets is None:  # an unconnected optional port: nothing downstream to ask
+            return 0
         if len(targets) == 1:
             channel = targets[0]
             if not channel.promise():
@@ -251,9 +250,18 @@ class Outbox:
 
     def withdraw(self, partition: int = 0, port: str | None = None) -> None:
         """Take back a ``wanted()`` promise that this worker will not keep."""
+        targets = self._pull_targets(port)
+        if targets is not None:
+            targets[partition].withdraw()
+
+    def _pull_targets(self, port: str | None) -> list[Channel] | None:
+        """The channels (one per partition) behind a connected port (the validator allows one edge per
+        output port: fan-out goes through a tee), else None."""
         name = port or self._default
-        if name is not None and name in self._ports:
-            self._ports[name][0][partition].withdraw()
+        if name is None:
+            raise ValueError(f"node has output ports {list(self._declared)}; name one")
+        edges = self._ports.get(name)
+        return edges[0] if edges is not None and len(edges) == 1 else None
 
     def loads(self, port: str | None = None) -> list[int]:
         """Queued items per partition of the (first) edge on ``port``: a scheduler's view of engine load."""
