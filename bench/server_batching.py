@@ -37,13 +37,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--latency-ms", type=float, default=2000)
     parser.add_argument("--set", action="append", default=["model.path=builtin:resnet50-pruned"])
+    parser.add_argument(
+        "--pull-wait-us", type=float, nargs="*", default=[], help="also: pull, each batch waiting this long"
+    )
     args = parser.parse_args()
+    for wait in args.pull_wait_us:
+        POLICIES[f"pull + {wait:g} us deadline"] = {**POLICIES["pull"], "max_wait_us": wait}
     overrides: dict[str, Any] = dict(parse_override(text) for text in args.set)
     print(
         f"# {datetime.date.today()} {platform.node()} python {platform.python_version()}, "
         f"{os.cpu_count()} cores: python bench/server_batching.py --graph {args.graph} "
         f"--qps {' '.join(f'{q:g}' for q in args.qps)} --seconds {args.seconds:g} "
         f"--latency-ms {args.latency_ms:g} {' '.join('--set ' + s for s in args.set)}"
+        + (f" --pull-wait-us {' '.join(f'{w:g}' for w in args.pull_wait_us)}" if args.pull_wait_us else "")
     )
     print("| target QPS | policy | completed QPS | p50 ms | p99 ms | VALID | mean batch | max_wait_us |")
     print("|---|---|---|---|---|---|---|---|")
