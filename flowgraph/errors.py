@@ -13,6 +13,8 @@ Invalid input maps to exit code 2 in the CLI; a failure while running maps to 1.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 __all__ = [
@@ -24,7 +26,18 @@ __all__ = [
     "Issue",
     "NodeFailure",
     "RegistryError",
+    "did_you_mean",
 ]
+
+
+def did_you_mean(
+    word: str, choices: Iterable[str], n: int = 2, show: Callable[[str], str] = str
+) -> str | None:
+    """``did you mean a or b?`` for the choices closest to a misspelt ``word``, or None if none is close.
+
+    Every "unknown X" message offers its fix this way, so the wording is written once."""
+    close = difflib.get_close_matches(word, list(choices), n=n)
+    return f"did you mean {' or '.join(show(c) for c in close)}?" if close else None
 
 
 class FlowgraphError(Exception):

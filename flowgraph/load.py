@@ -8,7 +8,6 @@ and the result is checked by the pydantic models in ``spec``.
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .errors import GraphFileError, Issue
+from .errors import GraphFileError, Issue, did_you_mean
 from .spec import EdgeSpec, GraphSpec
 
 __all__ = ["LoadedGraph", "SourceMap", "load_graph", "load_graph_text", "parse_override"]
@@ -244,8 +243,7 @@ def _substitute(
     def resolve(name: str) -> Any:
         found, result = _lookup(params, name)
         if not found:
-            close = difflib.get_close_matches(name, _flat_names(params), n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else "declare it under the file's 'params:'"
+            hint = did_you_mean(name, _flat_names(params), n=3) or "declare it under the file's 'params:'"
             node = str(path[1]) if len(path) > 1 and path[0] == "nodes" else None
             issues.append(source.issue(path, f"unknown graph parameter ${{{name}}}", node=node, fix=hint))
         return result
@@ -285,12 +283,7 @@ def _apply_override(raw: dict[str, Any], key: str, value: Any, source: SourceMap
             _set_dotted(node["params"], rest, value)
         return
     choices = _flat_names(params) + [f"{n}.<param>" for n in (nodes or {})]
-    close = difflib.get_close_matches(key, choices, n=3)
-    fix = (
-        f"did you mean {', '.join(close)}?"
-        if close
-        else f"known parameters: {', '.join(_flat_names(params)) or 'none'}"
-    )
+    fix = did_you_mean(key, choices, n=3) or f"known parameters: {', '.join(_flat_names(params)) or 'none'}"
     raise GraphFileError(
         [Issue(source.file, None, None, f"--set {key}: no graph parameter or node named {head!r}", fix)]
     )
@@ -351,11 +344,8 @@ def _pydantic_issue(err: Any, source: SourceMap, raw: Mapping[str, Any]) -> Issu
     if kind == "extra_forbidden":
         parent = loc[:-1]
         allowed = _allowed_keys(parent)
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=2)
-        fix = (
-            f"did you mean {' or '.join(close)}?"
-            if close
-            else (f"allowed keys: {', '.join(allowed)}" if allowed else None)
+        fix = did_you_mean(str(loc[-1]), allowed) or (
+            f"allowed keys: {', '.join(allowed)}" if allowed else None
         )
         return source.issue(loc, f"unknown key {key!r}", node=node, fix=fix)
     if kind == "missing":

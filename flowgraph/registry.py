@@ -8,13 +8,12 @@ The engine core never imports a node module by name; it only loads entry points.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import TypeVar
 
-from .errors import RegistryError
+from .errors import RegistryError, did_you_mean
 from .node import Node
 
 __all__ = ["ENTRY_POINT_GROUP", "all_node_types", "node_type", "resolve"]
@@ -76,6 +75,6 @@ def resolve(name: str) -> type[Node]:
     try:
         return _types[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_types), n=3)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        suggestion = did_you_mean(name, _types, n=3, show=repr)
+        hint = f"; {suggestion}" if suggestion else ""
         raise RegistryError(f"unknown node type {name!r}{hint}") from None

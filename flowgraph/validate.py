@@ -7,14 +7,13 @@ only run once the earlier ones they rely on (types resolved, params parsed) have
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import networkx as nx
 from pydantic import BaseModel, ValidationError
 
-from .errors import GraphValidationError, Issue, RegistryError
+from .errors import GraphValidationError, Issue, RegistryError, did_you_mean
 from .load import LoadedGraph, SourceMap
 from .node import Node
 from .registry import resolve
@@ -117,11 +116,9 @@ def _parse_params_and_workers(
                 loc = tuple(err["loc"])
                 key = ".".join(str(p) for p in loc)
                 if err["type"] == "extra_forbidden":
-                    close = difflib.get_close_matches(str(loc[-1]), list(cls.Params.model_fields), n=2)
                     fix = (
-                        f"did you mean {' or '.join(close)}?"
-                        if close
-                        else (f"{node.type} takes: {', '.join(cls.Params.model_fields) or 'no params'}")
+                        did_you_mean(str(loc[-1]), cls.Params.model_fields)
+                        or f"{node.type} takes: {', '.join(cls.Params.model_fields) or 'no params'}"
                     )
                     issues.append(
                         src.issue(
@@ -174,9 +171,10 @@ def _pick_port(
     if given is not None:
         if given in ports:
             return given
-        close = difflib.get_close_matches(given, list(ports), n=2)
         have = ", ".join(ports) or "none"
-        fix = f"did you mean {node}.{close[0]}?" if close else f"{side} ports of {node}: {have}"
+        fix = (
+            did_you_mean(given, ports, n=1, show=lambda p: f"{node}.{p}") or f"{side} ports of {node}: {have}"
+        )
         issues.append(src.issue(path, f"{node} has no {side} port {given!r}", node=node, fix=fix))
         return None
     if len(ports) == 1:
@@ -213,8 +211,10 @@ def _resolve_edges(
         for key, ref, side in (("from", edge.source, "output"), ("to", edge.target, "input")):
             path = ("edges", i, key)
             if ref.node not in classes:
-                close = difflib.get_close_matches(ref.node, names, n=2)
-                fix = f"did you mean {close[0]!r}?" if close else f"nodes in this graph: {', '.join(names)}"
+                fix = (
+                    did_you_mean(ref.node, names, n=1, show=repr)
+                    or f"nodes in this graph: {', '.join(names)}"
+                )
                 issues.append(src.issue(path, f"edge {key} unknown node {ref.node!r}", fix=fix))
                 ends.append(None)
                 continue

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowgraph import GraphFileError, Issue
+from flowgraph.errors import did_you_mean
 
 __all__ = ["MLPERF_MODELS", "SCENARIOS", "check_conf"]
 
@@ -86,8 +87,6 @@ class ConfLine:
 def check_conf(path: Path, model: str, user: bool = True) -> list[ConfLine]:
     """Parse ``path``; raise ``GraphFileError`` listing every problem. ``user``: a user.conf, whose lines
     must name this ``model`` (or ``*``); an mlperf.conf may name any MLPerf model."""
-    import difflib
-
     try:
         text = path.read_text()
     except OSError as exc:
@@ -115,26 +114,20 @@ def check_conf(path: Path, model: str, user: bool = True) -> list[ConfLine]:
         conf_model, scenario, key = parts
         models = (model,) if user else MLPERF_MODELS
         if conf_model != "*" and conf_model not in models:
-            close = difflib.get_close_matches(conf_model, models, n=1)
             bad(
                 f"model {conf_model!r} matches nothing (this run is {model!r})",
-                f"did you mean {close[0]}?" if close else f"use {model} or *",
+                did_you_mean(conf_model, models, n=1) or f"use {model} or *",
             )
             continue
         if scenario != "*" and scenario not in SCENARIOS:
-            close = difflib.get_close_matches(scenario, SCENARIOS, n=1)
             bad(
                 f"scenario {scenario!r} matches nothing",
-                f"did you mean {close[0]}?" if close else f"one of {', '.join(SCENARIOS)} or *",
+                did_you_mean(scenario, SCENARIOS, n=1) or f"one of {', '.join(SCENARIOS)} or *",
             )
             continue
         kind = KEYS.get(key)
         if kind is None:
-            close = difflib.get_close_matches(key, KEYS, n=1)
-            bad(
-                f"unknown key {key!r} (LoadGen would silently ignore it)",
-                f"did you mean {close[0]}?" if close else None,
-            )
+            bad(f"unknown key {key!r} (LoadGen would silently ignore it)", did_you_mean(key, KEYS, n=1))
             continue
         try:
             value = float(int(value_text, 0)) if kind in (INTEGER, FLAG) else float(value_text)
