@@ -227,13 +227,7 @@ class Outbox:
         while True:
             for channel in targets:
                 channel.raise_if_failed()
-            best, best_load, n = -1, 0, len(targets)
-            for k in range(start, start + n):
-                index = k % n
-                channel = targets[index]
-                load = len(channel) + channel.promised
-                if load < channel.limit and (best < 0 or load < best_load):
-                    best, best_load = index, load
+            best = _least_loaded(targets, start, with_room=True)
             if best >= 0 and targets[best].promise():
                 if t0:
                     self._m.wait_out_s += _perf() - t0
@@ -271,12 +265,16 @@ class Outbox:
         return [len(c) for c in self._ports[name][0]]
 
 
-def _least_loaded(channels: list[Channel]) -> int:
-    best, best_len = 0, len(channels[0])
-    for i in range(1, len(channels)):
-        n = len(channels[i])
-        if n < best_len:
-            best, best_len = i, n
+def _least_loaded(channels: list[Channel], start: int = 0, with_room: bool = False) -> int:
+    """The partition with the fewest items queued or promised, ties going to the first from ``start``.
+    ``with_room``: only one an item fits in now (-1 when none does)."""
+    best, best_load, n = -1, 0, len(channels)
+    for k in range(start, start + n):
+        index = k % n
+        channel = channels[index]
+        load = len(channel) + channel.promised
+        if (not with_room or load < channel.limit) and (best < 0 or load < best_load):
+            best, best_load = index, load
     return best
 
 
