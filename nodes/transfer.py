@@ -64,11 +64,12 @@ class MemoryCopy(Node):
         # Take a batch only once the next stage wants one: a batch waiting here is one batch_merge could
         # not grow (with capacity-0 edges this is what makes batching pull-based, for Server latency).
         while True:
-            _, item = await io.inbox.get_wanted(io.out)
+            partition, item = await io.inbox.get_wanted(io.out)
             if item is END:
                 break
             batch = as_batch(item)
-            await io.out.send(batch if copier is None else await copier.copy(batch, self.offload))
+            batch = batch if copier is None else await copier.copy(batch, self.offload)
+            await io.out.send(batch, partition=partition)  # the engine that asked, when it feeds engines
 
     async def teardown(self) -> None:
         for copier in self.copiers:

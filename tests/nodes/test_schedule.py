@@ -76,3 +76,35 @@ async def test_a_pull_chain_delivers_every_image_and_ends():
         images = [Image(k, 0, np.zeros((2, 2, 3), np.uint8)) for k in range(23)]
         report = await asyncio.wait_for(Graph.from_text(PULL_CHAIN.format(engines=engines)).run(images), 5)
         assert sorted(i for b in report.results for i in b.sample_ids) == list(range(23))
+
+
+async def test_memory_copy_feeding_engines_directly_sends_to_the_engine_that_asked():
+    # SingleStream bypasses gpu_schedule; with several engines, memory_copy's batch must go to the idle
+    # engine it was promised to, not to the first queue (whose engine is busy).
+    gate = f"copy-{uuid.uuid4().hex}"
+    gates = [asyncio.Semaphore(0), asyncio.Semaphore(0)]
+    for worker, semaphore in enumerate(gates):
+        fixture_nodes.GATES[f"{gate}{worker}"] = semaphore
+    graph = Graph.from_text(
+        f"""
+nodes:
+  i: {{type: input}}
+  c: {{type: memory_copy, params: {{engine_num: 2}}}}
+  e: {{type: "fixture_nodes:GatedEngine", params: {{engine_num: 2, gate: {gate}}}}}
+  r: {{type: collect}}
+edges: [{{from: i, to: c}}, {{from: c, to: e, capacity: 0}}, {{from: e, to: r}}]
+"""
+    )
+    async with graph.start() as run:
+        results = run.results()
+        await run.submit(batch(0))
+        await asyncio.sleep(0.01)
+        assert run.runtime.in_flight()["e"] == 1  # one engine holds batch 0
+        await run.submit(batch(1))
+        await asyncio.sleep(0.01)
+        assert run.runtime.in_flight()["e"] == 2  # the other engine took batch 1
+        for semaphore in gates:
+            semaphore.release()
+        got = {(await asyncio.wait_for(anext(results), 2))[0] for _ in range(2)}
+        await run.close()
+    assert got == {0, 1}  # each engine answered one batch
