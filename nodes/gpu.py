@@ -71,9 +71,10 @@ def cuda_problem(what: str) -> str | None:
 
 WAIT_MODE = os.environ.get("FLOWGRAPH_GPU_WAIT", "thread")
 """How GPU completion reaches asyncio: 'thread' (an event synchronized in the node's own thread pool) or
-'callback' (a CUDA host function). Both leave the event loop free. 'thread' is the default: a bs-1 query through the graph
-measured 0.37 and 0.47 ms lower at p90 with it in two of three runs of ``bench/gpu.py latency``, 0.04 ms
-higher in the third (bench/RESULTS.md 4b). A host function also holds its stream until it gets the GIL."""
+'callback' (a CUDA host function). Both leave the event loop free. 'thread' is the default: a bs-1 query
+through the graph measured 0.37 and 0.47 ms lower at p90 with it in two of three runs of
+``bench/gpu.py latency``, 0.04 ms higher in the third (bench/RESULTS.md 4b). A host function also holds
+its stream until it gets the GIL."""
 
 
 def stream_done(stream: Any, offload: Any = None) -> Awaitable[Any]:
@@ -128,7 +129,6 @@ class HostToDevice:
 
     def _stage(self, host: Any, batch: Any) -> tuple[Any, Any]:
         """Copy into the pinned buffer and queue host→device (in a thread: a bs-256 float batch is 150 MB)."""
-        cupy = self.cupy
         if batch.parts is not None:  # stack straight into pinned memory: the batch's only host copy
             first = batch.parts[0]
             shape, dtype = (len(batch.parts), *first.shape), first.dtype
@@ -143,24 +143,20 @@ class HostToDevice:
             batch.host_array(out=view)
         else:
             view[...] = batch.array
-        array = view
-        with self.stream:
-            device = cupy.empty(array.shape, array.dtype)
-            device.set(view, stream=self.stream)
-            event = cupy.cuda.Event(disable_timing=True)
-            event.record(self.stream)
-        return host, (device, event)
+        return host, self._send(view)
 
-    def _send_small(self, array: Any) -> tuple[Any, Any]:
-        """A small batch (SingleStream's one image) straight from pageable memory, on the loop.
+    def _send(self, array: Any) -> tuple[Any, Any]:
+        """Queue host→device of ``array`` on this worker's stream: the device array, and an event the
+        engine waits for on the GPU.
 
-        Why no pinned buffer and no wait: from pageable memory ``cudaMemcpyAsync`` returns once the
-        data is staged by the driver, so ``array`` may be reused at once; the engine waits for the event
-        on the GPU. That saves a host copy and a completion round trip (~0.15 ms of a 0.7 ms query)."""
+        A small batch (SingleStream's one image) is sent straight from pageable memory, on the loop,
+        with no wait: from pageable memory ``cudaMemcpyAsync`` returns once the driver has staged the
+        data, so the array may be reused at once. That saves a host copy and a completion round trip
+        (~0.15 ms of a 0.7 ms query)."""
         cupy = self.cupy
         with self.stream:
             device = cupy.empty(array.shape, array.dtype)
-            device.set(np.ascontiguousarray(array), stream=self.stream)
+            device.set(array, stream=self.stream)
             event = cupy.cuda.Event(disable_timing=True)
             event.record(self.stream)
         return device, event
@@ -170,13 +166,13 @@ class HostToDevice:
         A batch already on the device (start_from_device, GPU preprocessing) passes through untouched."""
         if batch.parts is None and on_device(batch.array):
             return batch
-        if self.free is None:
-            self.free = asyncio.Queue()
-            for _ in range(self.count):
-                self.free.put_nowait(None)
         if batch.parts is None and batch.array.nbytes <= INLINE_BYTES:
-            device, event = self._send_small(batch.array)
+            device, event = self._send(np.ascontiguousarray(batch.array))
         else:
+            if self.free is None:
+                self.free = asyncio.Queue()
+                for _ in range(self.count):
+                    self.free.put_nowait(None)
             host = await self.free.get()  # bounds copies in flight to the pool size
             host, (device, event) = await offload(self._stage, host, batch)
             await stream_done(self.stream, offload)  # the pinned buffer may be reused once the copy ran
