@@ -269,7 +269,7 @@ def loadgen(
             )
         )
         r.extra.setdefault("max_wait_us", wait)
-        p50, p99 = (float(r.metrics.get(f"{q:.2f} percentile latency (ns)", "nan")) / 1e6 for q in (50, 99))
+        p50, p99 = r.latency_ms(50), r.latency_ms(99)
         done = r.metrics.get("Completed samples per second", "?")
         summary = r.report.summaries.get("postprocess", {}) if r.report is not None else {}
         infer = next((n for n in r.report.nodes if n["node"] == "inference"), None) if r.report else None

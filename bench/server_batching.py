@@ -65,9 +65,7 @@ def main() -> None:
             result = run_event_loop(
                 run_loadgen(args.graph, {**overrides, **extra}, options, announce=lambda m: None)
             )
-            p50, p99 = (
-                float(result.metrics.get(f"{q:.2f} percentile latency (ns)", "nan")) / 1e6 for q in (50, 99)
-            )
+            p50, p99 = result.latency_ms(50), result.latency_ms(99)
             summary = result.report.summaries.get("postprocess", {}) if result.report else {}
             wait = result.extra.get("max_wait_us", extra.get("max_wait_us"))
             print(

@@ -89,6 +89,10 @@ class LoadgenResult:
     settings_note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def latency_ms(self, percentile: float) -> float:
+        """A latency percentile from the summary's additional stats (50 and 99 are read), NaN if absent."""
+        return float(self.metrics.get(f"{percentile:.2f} percentile latency (ns)", "nan")) / 1e6
+
 
 # --- the completion sink ------------------------------------------------------------------------------
 

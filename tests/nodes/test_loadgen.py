@@ -202,3 +202,12 @@ def test_server_with_pull_batching_needs_no_derived_wait(tmp_path, dataset, answ
     assert result.valid is True, result.reasons
     assert "max_wait_us" not in result.extra  # batches form when an engine asks: nothing to tune
     assert result.report.samples["completed"] >= 500 and result.report.samples["failed"] == 0
+
+
+def test_result_reads_latency_percentiles_in_milliseconds(tmp_path, dataset, answer_model):
+    result = run(
+        tmp_path, dataset, answer_model, LoadgenOptions(scenario="Offline", count=200, output=tmp_path / "o")
+    )
+    p50, p99 = result.latency_ms(50), result.latency_ms(99)
+    assert 0 < p50 <= p99 < 60_000
+    assert p50 == float(result.metrics["50.00 percentile latency (ns)"]) / 1e6
