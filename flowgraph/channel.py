@@ -130,12 +130,7 @@ class Channel:
             finally:
                 if not self.capacity:
                     self.limit -= 1
-        item = self._items.popleft()
-        if self._putters:
-            _wake_one(self._putters)
-        if self._wanters:
-            _wake_one(self._wanters)
-        return item
+        return self.get_nowait()  # an item is there now
 
     def get_nowait(self) -> Any:
         """An item if one is ready, ``END`` at end of stream, else ``EMPTY``."""
