@@ -144,13 +144,9 @@ def check_conf(path: Path, model: str, user: bool = True) -> list[ConfLine]:
                 f"write {value * 100:g}",
             )
             continue
-        if kind == MILLIS and key.endswith("latency") and 0 < value < 1:
-            bad(
-                f"{key} = {value_text}: LoadGen reads milliseconds; {value_text} ms looks like seconds",
-                f"write {value * 1000:g}",
-            )
-            continue
-        if kind == MILLIS and key.endswith("duration") and 0 < value < 100:
+        # a latency under 1 ms, or a duration under 100 ms, was almost certainly written in seconds
+        seconds_below = 1 if key.endswith("latency") else 100 if key.endswith("duration") else 0
+        if kind == MILLIS and 0 < value < seconds_below:
             bad(
                 f"{key} = {value_text}: LoadGen reads milliseconds; {value_text} ms looks like seconds",
                 f"write {value * 1000:g}",
