@@ -211,10 +211,11 @@ class Outbox:
         Call it before taking your own input: a node that waits here holds nothing, so work stays
         upstream until the next stage asks for it (with ``capacity: 0`` edges, only a reader that is
         already waiting asks). Of several partitions with room the least loaded is chosen, ties going
-        to the first from ``start`` (pass a rotating start to share work round-robin). An optional port
-        left unconnected wants every item at once."""
+        to the first from ``start`` (pass a rotating start to share work round-robin). A port that feeds
+        no edge (optional, unconnected) or several (``multi``, fan-out) is not pulled from: it returns at
+        once and ``send`` alone applies backpressure."""
         targets = self._pull_targets(port)
-        if targets is None:  # an unconnected optional port: nothing downstream to ask
+        if targets is None:  # no single edge to ask
             return 0
         if len(targets) == 1:
             channel = targets[0]
@@ -249,8 +250,7 @@ class Outbox:
             targets[partition].withdraw()
 
     def _pull_targets(self, port: str | None) -> list[Channel] | None:
-        """The channels (one per partition) behind a connected port (the validator allows one edge per
-        output port: fan-out goes through a tee), else None."""
+        """The channels (one per partition) behind a port that feeds exactly one edge, else None."""
         name = port or self._default
         if name is None:
             raise ValueError(f"node has output ports {list(self._declared)}; name one")
