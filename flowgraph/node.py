@@ -209,6 +209,11 @@ class Node:  # noqa: B024 - subclasses override process() or run(); neither is a
             return fn(*args)
         return await self.context.offload(fn, *args)
 
+    def offload_threads(self) -> int:
+        """Threads in this node's pool for ``offload``: one per worker unless a node keeps several
+        blocking calls going per worker (an engine waiting on batches in flight while it launches more)."""
+        return self.context.workers
+
     async def setup(self) -> None:
         """Acquire what the workers share (sessions, engines, buffers). Runs once before any worker."""
 

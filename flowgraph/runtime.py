@@ -322,7 +322,9 @@ class _NodeRun:
 
 async def _offload(run: _NodeRun, fn: Callable[..., Any], /, *args: Any) -> Any:
     if run.executor is None:
-        run.executor = ThreadPoolExecutor(run.spec.workers, thread_name_prefix=f"flowgraph-{run.spec.name}")
+        run.executor = ThreadPoolExecutor(
+            run.node.offload_threads(), thread_name_prefix=f"flowgraph-{run.spec.name}"
+        )
     return await asyncio.get_running_loop().run_in_executor(run.executor, fn, *args)
 
 
