@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from flowgraph import Node, Port, WorkerRule
+from flowgraph.nodes.inference.node import Inference
 
 
 @dataclass
@@ -157,3 +158,58 @@ class GatedEngine(Node):
         async for item in io.inbox:
             await GATES[f"{self.params.gate}{io.worker}"].acquire()
             await io.out.send((io.worker, item))
+
+
+class FakeDevice:
+    """A pipelined engine whose 'device' runs one batch at a time for ``seconds`` each, in launch order;
+    it records how many batches were in flight and can fail one batch's collect."""
+
+    def __init__(self, seconds: float, fail_on: int | None = None) -> None:
+        self.name, self.precision = "fake", "fp32"
+        self.seconds, self.fail_on = seconds, fail_on
+        self.free_at = 0.0
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.launch_sizes: list[int] = []
+
+    def bucket(self, n: int) -> int:
+        return 64  # one cost for every size: the device time does not depend on n here
+
+    async def launch(self, batch: Any) -> tuple[Any, float]:
+        now = time.perf_counter()
+        self.free_at = max(now, self.free_at) + self.seconds
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.launch_sizes.append(len(batch.sample_ids))
+        return batch, self.free_at
+
+    async def collect(self, handle: tuple[Any, float]) -> Any:
+        batch, done_at = handle
+        await asyncio.sleep(max(0.0, done_at - time.perf_counter()))
+        self.in_flight -= 1
+        if self.fail_on is not None and self.fail_on in batch.sample_ids:
+            raise RuntimeError("device fault")
+        import numpy as np
+
+        return np.asarray(batch.sample_ids, np.float32)[:, None]
+
+    async def infer(self, batch: Any) -> Any:
+        return await self.collect(await self.launch(batch))
+
+    def close(self) -> None:
+        pass
+
+
+FAKE_DEVICE: dict[str, tuple[float, int | None]] = {}
+"""Per graph (its ``device_key`` param): seconds per batch, and the sample whose batch fails."""
+ENGINES: dict[str, list[FakeDevice]] = {}
+
+
+class FakeDeviceInference(Inference):
+    """The inference node with ``FakeDevice`` engines."""
+
+    async def setup(self) -> None:
+        key = self.context.graph_params["device_key"]
+        seconds, fail_on = FAKE_DEVICE[key]
+        self.engines = [FakeDevice(seconds, fail_on) for _ in range(self.params.engine_num)]
+        ENGINES[key] = list(self.engines)  # teardown clears the node's list

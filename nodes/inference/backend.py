@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Protocol
 
-__all__ = ["BACKENDS", "Engine", "load_backend"]
+__all__ = ["BACKENDS", "Engine", "PipelinedEngine", "load_backend"]
 
 BACKENDS = {
     "onnxruntime": "flowgraph.nodes.inference.onnxruntime_backend",
@@ -30,6 +30,24 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Free the engine's memory."""
+        ...
+
+
+class PipelinedEngine(Engine, Protocol):
+    """An engine that can queue a batch on its device and collect the result later, so the inference
+    node can launch the next batch while the current one runs (``in_flight`` > 1)."""
+
+    async def launch(self, batch: Any) -> Any:
+        """Queue ``batch`` on the device and return a handle once queued, before it has run. Launches
+        of one engine are awaited one at a time, in order."""
+        ...
+
+    async def collect(self, handle: Any) -> Any:
+        """Scores [N, classes] on the host once the launched batch has run."""
+        ...
+
+    def bucket(self, n: int) -> int:
+        """The batch size the device actually runs for ``n`` images (what its time depends on)."""
         ...
 
 

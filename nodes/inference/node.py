@@ -8,16 +8,19 @@ from the pipeline's.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowgraph import Node, Port, WorkerIO, WorkerRule, node_type
+from flowgraph import END, Node, Port, SampleFailed, WorkerIO, WorkerRule, node_type, sample_of
 
 from ..payloads import Batch, Logits
-from .backend import Engine, load_backend
+from .backend import Engine, PipelinedEngine, load_backend
+from .pacing import Pacer
 
 __all__ = ["Inference", "InferenceStats", "resolve_model"]
 
@@ -59,6 +62,14 @@ class InferenceParams(BaseModel):
         ge=0,
         description="torch: batches of up to this many images already on the device launch their CUDA "
         "graph on the event loop (~20 µs) instead of through a thread hand-off",
+    )
+    in_flight: int = Field(
+        1,
+        ge=1,
+        le=4,
+        description="batches an engine keeps queued on its device (torch on cuda): with 2 the next batch "
+        "is asked for just before the device frees up, so it holds every query that arrived meanwhile "
+        "and the device never idles between batches",
     )
     input_format: Literal["uint8_nhwc", "float32_nchw"] = Field(
         "uint8_nhwc", description="torch: the batches' format, for capturing CUDA graphs at setup"
@@ -158,8 +169,15 @@ class Inference(Node):
             self.engines.append(await self.offload(backend.load, model, self.params, index, self.context))
         self.stats.precision = self.engines[0].precision
 
+    def offload_threads(self) -> int:
+        # Per engine: one blocked in each in-flight batch's completion wait, one launching the next.
+        return self.context.workers * (self.params.in_flight + 1)
+
     async def run(self, io: WorkerIO) -> None:
         engine = self.engines[io.worker]
+        if self.params.in_flight > 1 and hasattr(engine, "launch"):
+            await self._run_pipelined(io, engine)  # type: ignore[arg-type]
+            return
         stats = self.stats
         async for batch in io.inbox:
             t0 = time.perf_counter()
@@ -169,14 +187,83 @@ class Inference(Node):
             finally:
                 t1 = time.perf_counter()
                 stats.end(t1)
-            self.context.observe(t1 - t0)
-            n = len(batch.sample_ids)
-            stats.images += n
-            stats.batches += 1
-            stats.max_batch = max(stats.max_batch, n)
-            if batch.release is not None:
-                batch.release()
-            await io.out.send(Logits(batch.sample_ids, batch.labels, scores, batch.t_starts))
+            await self._answer(io, batch, scores, t1 - t0)
+
+    async def _answer(self, io: WorkerIO, batch: Batch, scores: Any, seconds: float) -> None:
+        self.context.observe(seconds)
+        n = len(batch.sample_ids)
+        stats = self.stats
+        stats.images += n
+        stats.batches += 1
+        stats.max_batch = max(stats.max_batch, n)
+        if batch.release is not None:
+            batch.release()
+        await io.out.send(Logits(batch.sample_ids, batch.labels, scores, batch.t_starts))
+
+    async def _run_pipelined(self, io: WorkerIO, engine: PipelinedEngine) -> None:
+        """Keep up to ``in_flight`` batches queued on the device; ask for the next one when the pacer
+        says the device is about to free up. Results go on in launch order."""
+        pacer, depth = Pacer(), self.params.in_flight
+        pending: deque[asyncio.Task[None]] = deque()
+        try:
+            while True:
+                while pending:  # wait for room, and for the moment to ask
+                    if pending[0].done():
+                        pending.popleft().result()  # raises the batch's failure, if it failed
+                        continue
+                    delay = pacer.ask_at() - time.perf_counter()
+                    if len(pending) < depth and delay <= 0:
+                        break
+                    await asyncio.wait([pending[0]], timeout=None if len(pending) >= depth else delay)
+                    if len(pending) < depth and not pending[0].done():
+                        break  # the moment came first
+                asked = time.perf_counter()
+                batch = await io.inbox.get()
+                if batch is END:
+                    break
+                t0 = time.perf_counter()
+                self.stats.begin(t0)
+                try:
+                    handle = await engine.launch(batch)
+                except BaseException:
+                    self.stats.end(time.perf_counter())
+                    raise
+                # The lead counts from the ask even when nothing was waiting then (which overstates it at
+                # low load, where asking early costs nothing): counting from the first image's arrival
+                # instead gave no better p99 in the simulation (bench/RESULTS.md 4d).
+                token = pacer.launched(engine.bucket(len(batch.sample_ids)), asked, time.perf_counter())
+                previous = pending[-1] if pending else None
+                finish = self._finish(io, engine, (pacer, token), batch, handle, t0, previous)
+                pending.append(asyncio.create_task(finish))
+            while pending:
+                await pending.popleft()
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _finish(
+        self,
+        io: WorkerIO,
+        engine: PipelinedEngine,
+        paced: tuple[Pacer, int],
+        batch: Batch,
+        handle: Any,
+        t0: float,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        try:
+            scores = await engine.collect(handle)
+        except Exception as exc:
+            raise SampleFailed(sample_of(batch), exc) from exc
+        finally:
+            t1 = time.perf_counter()
+            self.stats.end(t1)
+        paced[0].finished(paced[1], t1)
+        if previous is not None:
+            await previous  # answers leave in launch order (a failure there is raised by the worker)
+        await self._answer(io, batch, scores, t1 - t0)
 
     async def teardown(self) -> None:
         for engine in self.engines:

@@ -5,7 +5,9 @@ Why these choices (measured on the H100, FACTS.md): a captured CUDA graph runs R
 times faster than eager (launch overhead); torch.compile's default mode adds 1.8x at bs 256 for a 15 s
 compile; channels_last is what cuDNN's fp16 kernels want. The engine's stream is a CuPy stream seen by
 torch as an ``ExternalStream``, so copies (memory_copy) and compute overlap across engines, and GPU
-completion reaches asyncio through a host callback (``gpu.stream_done``): the loop never blocks.
+completion reaches asyncio through ``gpu.stream_done`` (an event waited on in a thread, or a host
+callback): the loop never blocks. ``launch`` and ``collect`` apart let the inference node keep two
+batches on the stream (``in_flight``).
 
 Inputs: a ``Batch`` whose array is host numpy or a device array (CuPy, torch), either uint8 NHWC
 (normalized here, on the device: MLPERF means, no std) or float32 NCHW/NHWC already normalized.
@@ -105,7 +107,10 @@ class TorchEngine:
         self.graphs: dict[tuple[int, Any, tuple[int, ...]], tuple[Any, Any, Any]] = {}
         self.pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
         self.compiled = params.compile
-        self._host_out: Any = None  # pinned, reused: pinning memory per batch costs milliseconds
+        # Pinned result buffers, reused (pinning memory per batch costs milliseconds): one per batch that
+        # may be in flight, so a queued batch's result never lands on one not yet read.
+        self._host_out: list[Any] = [None] * params.in_flight
+        self._launches = 0
         if self.use_graphs and self.sizes:  # capture now, not on the first batches of the run
             import numpy as np
 
@@ -191,19 +196,22 @@ class TorchEngine:
                 out = static_out[:n]
             else:
                 out = self._forward(x)
-            if (
-                self._host_out is None
-                or self._host_out.shape[0] < n
-                or self._host_out.shape[1:] != out.shape[1:]
-            ):
-                self._host_out = torch.empty(
+            slot = self._launches % len(self._host_out)
+            self._launches += 1
+            buffer = self._host_out[slot]
+            if buffer is None or buffer.shape[0] < n or buffer.shape[1:] != out.shape[1:]:
+                buffer = self._host_out[slot] = torch.empty(
                     (max(n, *self.sizes, 1), *out.shape[1:]), dtype=out.dtype, pin_memory=True
                 )
-            host = self._host_out[:n]
+            host = buffer[:n]
             host.copy_(out, non_blocking=True)
             return host
 
-    async def infer(self, batch: Any) -> Any:
+    def bucket(self, n: int) -> int:
+        return _bucket(n, self.sizes) if self.use_graphs else n
+
+    async def launch(self, batch: Any) -> Any:
+        """Queue the batch on the engine's stream; the handle is collected by ``collect``."""
         # A small batch replaying a captured graph launches in ~20 µs: cheaper on the loop than a thread
         # hand-off (~80 µs round trip), which is what SingleStream latency is made of.
         inline = (
@@ -214,13 +222,20 @@ class TorchEngine:
         )
         result = self._launch(batch) if inline else await self._offload(self._launch, batch)
         if not self.cuda:
-            return result
+            return result, None
         from ..gpu import stream_done
 
-        await stream_done(
-            self.cupy_stream, self._offload
-        )  # the copy to host has landed; the loop never blocked
-        return result.numpy().copy()  # the pinned buffer is reused by the next batch of this engine
+        return result, stream_done(self.cupy_stream, self._offload)
+
+    async def collect(self, handle: Any) -> Any:
+        result, done = handle
+        if done is None:
+            return result
+        await done  # the copy to host has landed; the loop never blocked
+        return result.numpy().copy()  # the pinned buffer is reused by a later batch of this engine
+
+    async def infer(self, batch: Any) -> Any:
+        return await self.collect(await self.launch(batch))
 
     def device_memory_peak(self) -> int:
         return int(self.torch.cuda.max_memory_allocated()) if self.cuda else 0
@@ -229,7 +244,7 @@ class TorchEngine:
         if self.cuda:
             self.stream.synchronize()
         self.graphs.clear()
-        self._host_out = None
+        self._host_out = [None] * len(self._host_out)
 
 
 def load(model: Path, params: Any, engine_index: int, context: Any) -> TorchEngine:

@@ -43,8 +43,13 @@ def reference_top1(dataset: Path, model: Path) -> dict[int, int]:
     return out
 
 
-@pytest.mark.parametrize(("precision", "engines", "batch"), [("fp32", 1, 8), ("fp32", 2, 5), ("fp16", 2, 16)])
-def test_gpu_graph_agrees_with_onnxruntime_on_the_cpu(jpegs, pruned, tmp_path, precision, engines, batch):
+@pytest.mark.parametrize(
+    ("precision", "engines", "batch", "in_flight"),
+    [("fp32", 1, 8, 1), ("fp32", 2, 5, 1), ("fp16", 2, 16, 1), ("fp16", 1, 8, 2)],
+)
+def test_gpu_graph_agrees_with_onnxruntime_on_the_cpu(
+    jpegs, pruned, tmp_path, precision, engines, batch, in_flight
+):
     expected = reference_top1(jpegs, pruned)
     graph = Graph.from_text(
         with_collector(Path(GPU_GRAPH).read_text()),
@@ -55,6 +60,7 @@ def test_gpu_graph_agrees_with_onnxruntime_on_the_cpu(jpegs, pruned, tmp_path, p
             "engine_num": engines,
             "batch_size": batch,
             "preprocess_workers": 2,
+            "in_flight": in_flight,
         },
     )
     report = graph.run_sync(cache_dir=tmp_path)
@@ -90,6 +96,35 @@ def test_cuda_graph_buckets_match_eager(pruned, tmp_path):
     torch.cuda.synchronize()
     assert np.allclose(a, b.numpy(), atol=1e-2, rtol=1e-2)
     assert (4, torch.uint8, (224, 224, 3)) in graphed.graphs
+
+
+async def test_batches_launched_before_either_is_collected_keep_their_own_results(pruned, tmp_path):
+    # in_flight 2: the second batch is queued on the stream before the first's result is read, so each
+    # needs its own pinned result buffer; with one shared buffer both would read the second's scores.
+    from flowgraph.nodes.inference.node import InferenceParams
+    from flowgraph.nodes.inference.torch_backend import TorchEngine
+    from flowgraph.nodes.payloads import Batch
+
+    async def offload(fn, *args):
+        return fn(*args)
+
+    class Ctx:
+        cache_dir = tmp_path
+
+    Ctx.offload = staticmethod(offload)
+    params = InferenceParams(
+        backend="torch", device="cuda", precision="fp32", model=str(pruned), batch_sizes=[4], in_flight=2
+    )
+    engine = TorchEngine(pruned, params, 0, Ctx())
+    rng = np.random.default_rng(1)
+    xs = [rng.integers(0, 256, (4, 224, 224, 3), dtype=np.uint8) for _ in range(2)]
+    alone = [await engine.infer(Batch([0, 1, 2, 3], [0] * 4, x)) for x in xs]
+    assert not np.allclose(alone[0], alone[1])
+    handles = [await engine.launch(Batch([0, 1, 2, 3], [0] * 4, x)) for x in xs]
+    together = [await engine.collect(h) for h in handles]
+    for a, b in zip(alone, together, strict=True):
+        assert np.allclose(a, b, atol=1e-3, rtol=1e-3)
+    engine.close()
 
 
 async def test_waiting_for_the_gpu_does_not_block_the_event_loop():

@@ -58,4 +58,9 @@ def test_torch_backend_in_the_graph_agrees_with_onnxruntime(dataset, pruned_mode
     )
     by_id = {p.sample_id: p.top1 for p in ort_run.results}
     assert {p.sample_id: p.top1 for p in torch_run.results} == by_id
+    # two batches in flight per engine (launch, then collect later): the same answers
+    pipelined = Graph.from_text(
+        text, {**base, "inference.backend": "torch", "inference.in_flight": 2, "max_wait_us": 0}
+    ).run_sync(cache_dir=tmp_path)
+    assert {p.sample_id: p.top1 for p in pipelined.results} == by_id
     assert torch_run.summaries["postprocess"]["backend"] == "torch"
