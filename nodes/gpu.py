@@ -119,13 +119,11 @@ class HostToDevice:
 
         self.cupy = cupy
         self.stream = new_stream()
-        self.free: asyncio.Queue[Any] | None = None
+        self.free: asyncio.Queue[tuple[Any, Any]] | None = None  # (pinned buffer, event of its last copy)
         self.count = buffers
 
-    def _pinned(self, shape: tuple[int, ...], dtype: Any) -> Any:
-        size = int(np.prod(shape))
-        mem = self.cupy.cuda.alloc_pinned_memory(size * np.dtype(dtype).itemsize)
-        return np.frombuffer(mem, dtype, size).reshape(shape)
+    def _pinned(self, nbytes: int) -> Any:
+        return np.frombuffer(self.cupy.cuda.alloc_pinned_memory(nbytes), np.uint8)
 
     def _stage(self, host: Any, batch: Any) -> tuple[Any, Any]:
         """Copy into the pinned buffer and queue host→device (in a thread: a bs-256 float batch is 150 MB)."""
@@ -134,11 +132,12 @@ class HostToDevice:
             shape, dtype = (len(batch.parts), *first.shape), first.dtype
         else:
             shape, dtype = batch.array.shape, batch.array.dtype
-        size = int(np.prod(shape))
-        nbytes = size * np.dtype(dtype).itemsize
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
         if host is None or host.nbytes < nbytes:
-            host = self._pinned(shape, dtype)
-        view = host.reshape(-1).view(np.uint8)[:nbytes].view(dtype).reshape(shape)  # bytes, then shape
+            # Pinning is slow (milliseconds for a large batch): grow at least 2x, so a Server run whose
+            # batches grow one image at a time pins a handful of times, not at every new size.
+            host = self._pinned(max(nbytes, 2 * (0 if host is None else host.nbytes)))
+        view = host[:nbytes].view(dtype).reshape(shape)
         if batch.parts is not None:
             batch.host_array(out=view)
         else:
@@ -157,7 +156,7 @@ class HostToDevice:
         with self.stream:
             device = cupy.empty(array.shape, array.dtype)
             device.set(array, stream=self.stream)
-            event = cupy.cuda.Event(disable_timing=True)
+            event = cupy.cuda.Event(block=True, disable_timing=True)  # a host wait on it sleeps, not spins
             event.record(self.stream)
         return device, event
 
@@ -172,11 +171,14 @@ class HostToDevice:
             if self.free is None:
                 self.free = asyncio.Queue()
                 for _ in range(self.count):
-                    self.free.put_nowait(None)
-            host = await self.free.get()  # bounds copies in flight to the pool size
+                    self.free.put_nowait((None, None))
+            host, last_copy = await self.free.get()  # bounds copies in flight to the pool size
+            if last_copy is not None and not last_copy.done:
+                await offload(last_copy.synchronize)  # rare: the buffer's previous copy has not run yet
             host, (device, event) = await offload(self._stage, host, batch)
-            await stream_done(self.stream, offload)  # the pinned buffer may be reused once the copy ran
-            self.free.put_nowait(host)
+            # The batch goes on at once (the engine waits for ``event`` on the GPU); the buffer is reused
+            # only once that copy has run, checked when it is next taken.
+            self.free.put_nowait((host, event))
         batch.array = device
         batch.device = "cuda"
         batch.ready = event
