@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import faulthandler
 import os
 import platform
 import sys
@@ -155,11 +156,20 @@ class Timeline:
         Outbox.send = send  # type: ignore[method-assign]
         return original
 
-    async def watch_loop(self, period_s: float = 0.001) -> None:
-        while True:
-            t0 = time.perf_counter()
-            await asyncio.sleep(period_s)
-            self.lateness.append(time.perf_counter() - t0 - period_s)
+    async def watch_loop(self, period_s: float = 0.001, stall_s: float = 0.0, stall_file: Any = None) -> None:
+        """Sample the loop's lateness; with ``stall_s``, every thread's stack is written to ``stall_file``
+        whenever the loop has not come back for that long (faulthandler's watchdog needs no GIL, so it
+        also catches a stall in which some thread holds the GIL)."""
+        try:
+            while True:
+                if stall_s and self.issued:  # from LoadGen's first query on (not setup's imports)
+                    faulthandler.dump_traceback_later(stall_s, file=stall_file)
+                t0 = time.perf_counter()
+                await asyncio.sleep(period_s)
+                self.lateness.append(time.perf_counter() - t0 - period_s)
+        finally:
+            if stall_s:
+                faulthandler.cancel_dump_traceback_later()
 
     def table(self, stages: list[str]) -> list[tuple[str, float, float, float]]:
         """(step, p50 ms, p99 ms, max ms) for arrival → first stage and each stage → the next."""
@@ -205,6 +215,12 @@ def main() -> None:
     parser.add_argument(
         "--switch-interval-ms", type=float, default=None, help="sys.setswitchinterval for the run (default 5)"
     )
+    parser.add_argument(
+        "--stall-ms",
+        type=float,
+        default=0,
+        help="write every thread's stack to /tmp/server-timeline/stalls-QPS.txt when the loop stalls this long",
+    )
     args = parser.parse_args()
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1e3)
@@ -222,6 +238,7 @@ def main() -> None:
         f"python bench/server_timeline.py --graph {args.graph} --qps {' '.join(f'{q:g}' for q in args.qps)} "
         f"--seconds {args.seconds:g} {' '.join('--set ' + s for s in args.set)}"
         + (" --simulate" if args.simulate else "")
+        + (f" --stall-ms {args.stall_ms:g}" if args.stall_ms else "")
         + (
             f" --switch-interval-ms {args.switch_interval_ms:g}"
             if args.switch_interval_ms is not None
@@ -239,8 +256,15 @@ def main() -> None:
             output=Path(f"/tmp/server-timeline/{qps:g}"),
         )
 
-        async def measured(timeline: Timeline = timeline, options: LoadgenOptions = options) -> Any:
-            watcher = asyncio.create_task(timeline.watch_loop())
+        stall_path = Path(f"/tmp/server-timeline/stalls-{qps:g}.txt")
+        stall_path.parent.mkdir(parents=True, exist_ok=True)
+        stall_file = stall_path.open("w") if args.stall_ms else None
+
+        async def measured(
+            timeline: Timeline = timeline, options: LoadgenOptions = options, stall_file: Any = stall_file
+        ) -> Any:
+            stalls = stall_file if args.stall_ms else None
+            watcher = asyncio.create_task(timeline.watch_loop(0.001, args.stall_ms / 1e3, stalls))
             try:
                 return await run_loadgen(args.graph, overrides, options, announce=lambda m: None)
             finally:
@@ -251,6 +275,10 @@ def main() -> None:
         finally:
             Outbox.send = original  # type: ignore[method-assign]
             timeline._restore()
+            if stall_file is not None:
+                stall_file.close()
+                dumps = stall_path.read_text().count("Timeout (")
+                print(f"{dumps} loop stalls of {args.stall_ms:g} ms or more: stacks in {stall_path}")
         stages = [
             s
             for s in ("batch_merge", "memory_copy", "gpu_schedule", "inference", "postprocess")
