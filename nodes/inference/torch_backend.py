@@ -223,9 +223,13 @@ class TorchEngine:
         result = self._launch(batch) if inline else await self._offload(self._launch, batch)
         if not self.cuda:
             return result, None
+        import asyncio
+
         from ..gpu import stream_done
 
-        return result, stream_done(self.cupy_stream, self._offload)
+        # Waiting starts now, as a task: a handle dropped unread (a failure elsewhere cancelled its
+        # collect) then leaves no never-awaited coroutine behind.
+        return result, asyncio.ensure_future(stream_done(self.cupy_stream, self._offload))
 
     async def collect(self, handle: Any) -> Any:
         result, done = handle
