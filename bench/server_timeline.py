@@ -25,8 +25,11 @@ import platform
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 
@@ -110,10 +113,16 @@ class Timeline:
         self.entered: dict[int, float] = {}  # query id: when the pump submitted it (its t_start)
         self.answered: dict[int, float] = {}  # query id: when QuerySamplesComplete was called for it
 
-    def install(self) -> Any:
-        original = Outbox.send
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Time ``Outbox.send`` and the LoadGen bridge's calls while inside; the originals come back after."""
         timeline = self
-        bridge_issue, bridge_item, bridge_complete = _Bridge.issue_queries, _Bridge._item, _Bridge.complete
+        send_on, bridge_issue, bridge_item, bridge_complete = (
+            Outbox.send,
+            _Bridge.issue_queries,
+            _Bridge._item,
+            _Bridge.complete,
+        )
 
         def issue_queries(self: _Bridge, samples: list[Any]) -> None:
             now = time.perf_counter()
@@ -133,13 +142,6 @@ class Timeline:
                     timeline.answered[qid] = now
             bridge_complete(self, answers)
 
-        _Bridge.issue_queries, _Bridge._item, _Bridge.complete = issue_queries, item, complete  # type: ignore[method-assign]
-        self._restore = lambda: (
-            setattr(_Bridge, "issue_queries", bridge_issue)
-            or setattr(_Bridge, "_item", bridge_item)
-            or setattr(_Bridge, "complete", bridge_complete)
-        )
-
         async def send(
             self: Outbox, item: Any, port: str | None = None, partition: int | None = None
         ) -> None:
@@ -151,10 +153,15 @@ class Timeline:
                 if starts:
                     timeline.first_arrival[key] = min(starts)
                 timeline.sizes[key] = len(ids)
-            await original(self, item, port, partition)
+            await send_on(self, item, port, partition)
 
-        Outbox.send = send  # type: ignore[method-assign]
-        return original
+        with (
+            patch.object(Outbox, "send", send),
+            patch.object(_Bridge, "issue_queries", issue_queries),
+            patch.object(_Bridge, "_item", item),
+            patch.object(_Bridge, "complete", complete),
+        ):
+            yield
 
     async def watch_loop(self, period_s: float = 0.001, stall_s: float = 0.0, stall_file: Any = None) -> None:
         """Sample the loop's lateness; with ``stall_s``, every thread's stack is written to ``stall_file``
@@ -247,7 +254,6 @@ def main() -> None:
     )
     for qps in args.qps:
         timeline = Timeline()
-        original = timeline.install()
         options = LoadgenOptions(
             scenario="Server",
             target_qps=qps,
@@ -263,18 +269,16 @@ def main() -> None:
         async def measured(
             timeline: Timeline = timeline, options: LoadgenOptions = options, stall_file: Any = stall_file
         ) -> Any:
-            stalls = stall_file if args.stall_ms else None
-            watcher = asyncio.create_task(timeline.watch_loop(0.001, args.stall_ms / 1e3, stalls))
+            watcher = asyncio.create_task(timeline.watch_loop(0.001, args.stall_ms / 1e3, stall_file))
             try:
                 return await run_loadgen(args.graph, overrides, options, announce=lambda m: None)
             finally:
                 watcher.cancel()
 
         try:
-            result = run_event_loop(measured())
+            with timeline.installed():
+                result = run_event_loop(measured())
         finally:
-            Outbox.send = original  # type: ignore[method-assign]
-            timeline._restore()
             if stall_file is not None:
                 stall_file.close()
                 dumps = stall_path.read_text().count("Timeout (")

@@ -16,6 +16,7 @@ The normalization is captured into the CUDA graph with the model.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -223,8 +224,6 @@ class TorchEngine:
         result = self._launch(batch) if inline else await self._offload(self._launch, batch)
         if not self.cuda:
             return result, None
-        import asyncio
-
         from ..gpu import stream_done
 
         # Waiting starts now, as a task: a handle dropped unread (a failure elsewhere cancelled its
