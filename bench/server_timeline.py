@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import faulthandler
+import gc
+import json
 import os
 import platform
 import sys
@@ -101,6 +104,91 @@ class SimulatedGpuInference(Inference):
         ]
 
 
+class DeviceTrace:
+    """Per batch, when its host→device copy and its engine work ran on the GPU (CUDA events on the
+    copy's and the engine's streams, read after the run), beside the host times of the threads that
+    queued them, and every garbage collection: enough to tell a slow GPU from a late host in a stall."""
+
+    def __init__(self) -> None:
+        self.copies: list[tuple[int, int, float, float, Any, Any]] = []  # key, n, host t0, t1, ev0, ev1
+        self.launches: list[tuple[int, int, float, float, Any, Any]] = []
+        self.collections: list[tuple[int, float, float]] = []  # generation, start, end
+        self.base: tuple[Any, float] | None = None  # (event, perf_counter when it had run)
+        self._gc_start = 0.0
+
+    def _events(self, stream: Any) -> Any:
+        import cupy
+
+        if self.base is None:
+            base = cupy.cuda.Event()
+            base.record(stream)
+            base.synchronize()
+            self.base = (base, time.perf_counter())
+        event = cupy.cuda.Event()
+        event.record(stream)
+        return event
+
+    def host_time(self, event: Any) -> float:
+        """The perf_counter time at which ``event`` ran on the GPU."""
+        import cupy
+
+        assert self.base is not None
+        base, base_host = self.base
+        return base_host + cupy.cuda.get_elapsed_time(base, event) / 1e3
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.collections.append((info["generation"], self._gc_start, time.perf_counter()))
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        from flowgraph.nodes.gpu import HostToDevice
+        from flowgraph.nodes.inference.torch_backend import TorchEngine
+
+        trace = self
+        stage_on, launch_on = HostToDevice._stage, TorchEngine._launch
+
+        def stage(self: HostToDevice, host: Any, batch: Batch) -> Any:
+            t0 = time.perf_counter()
+            start = trace._events(self.stream)
+            out = stage_on(self, host, batch)
+            end = trace._events(self.stream)
+            trace.copies.append(
+                (batch.sample_ids[0], len(batch.sample_ids), t0, time.perf_counter(), start, end)
+            )
+            return out
+
+        def launch(self: TorchEngine, batch: Batch) -> Any:
+            t0 = time.perf_counter()
+            start = trace._events(self.cupy_stream)
+            out = launch_on(self, batch)
+            end = trace._events(self.cupy_stream)
+            trace.launches.append(
+                (batch.sample_ids[0], len(batch.sample_ids), t0, time.perf_counter(), start, end)
+            )
+            return out
+
+        gc.callbacks.append(self._on_gc)
+        try:
+            with patch.object(HostToDevice, "_stage", stage), patch.object(TorchEngine, "_launch", launch):
+                yield
+        finally:
+            gc.callbacks.remove(self._on_gc)
+
+    def rows(self) -> dict[int, dict[str, float]]:
+        """Per batch key: copy/launch host and GPU times (perf_counter seconds)."""
+        out: dict[int, dict[str, float]] = defaultdict(dict)
+        for name, records in (("copy", self.copies), ("launch", self.launches)):
+            for key, n, t0, t1, ev0, ev1 in records:
+                row = out[key]
+                row["n"] = n
+                row[f"{name}_host0"], row[f"{name}_host1"] = t0, t1
+                row[f"{name}_gpu0"], row[f"{name}_gpu1"] = self.host_time(ev0), self.host_time(ev1)
+        return out
+
+
 class Timeline:
     """Per batch (its first sample id), when each node sent it on; and the loop's wake-up lateness."""
 
@@ -109,6 +197,7 @@ class Timeline:
         self.first_arrival: dict[int, float] = {}
         self.sizes: dict[int, int] = {}
         self.lateness: list[float] = []
+        self.lateness_at: list[float] = []
         self.issued: dict[int, float] = {}  # query id: when LoadGen's thread handed it to us
         self.entered: dict[int, float] = {}  # query id: when the pump submitted it (its t_start)
         self.answered: dict[int, float] = {}  # query id: when QuerySamplesComplete was called for it
@@ -174,11 +263,14 @@ class Timeline:
                 t0 = time.perf_counter()
                 await asyncio.sleep(period_s)
                 self.lateness.append(time.perf_counter() - t0 - period_s)
+                self.lateness_at.append(t0)
         finally:
             if stall_s:
                 faulthandler.cancel_dump_traceback_later()
 
-    def table(self, stages: list[str]) -> list[tuple[str, float, float, float]]:
+    def table(
+        self, stages: list[str], extra: list[tuple[str, list[float]]] | None = None
+    ) -> list[tuple[str, float, float, float]]:
         """(step, p50 ms, p99 ms, max ms) for arrival → first stage and each stage → the next."""
         rows: list[tuple[str, list[float]]] = [("first image → " + stages[0], [])]
         rows += [(f"{a} → {b}", []) for a, b in zip(stages, stages[1:], strict=False)]
@@ -204,11 +296,110 @@ class Timeline:
             ("query: LoadGen's call → answered", [self.answered[q] - self.issued[q] for q in entered])
         )
         rows.append(("event loop: a 1 ms sleep's lateness", self.lateness))
+        rows += extra or []
         return [
             (name, float(np.percentile(v, 50)) * 1e3, float(np.percentile(v, 99)) * 1e3, max(v) * 1e3)
             for name, v in rows
             if v
         ]
+
+
+def device_table(trace: DeviceTrace) -> list[tuple[str, list[float]]]:
+    """Steps inside the copy and the engine, from the trace: host work, GPU work, and the GPU's idle gaps."""
+    rows = trace.rows()
+    launched = sorted((r for r in rows.values() if "launch_gpu0" in r), key=lambda r: r["launch_gpu0"])
+    steps: dict[str, list[float]] = defaultdict(list)
+    for r in rows.values():
+        if "copy_host0" in r:
+            steps["copy: stack + queue (host thread)"].append(r["copy_host1"] - r["copy_host0"])
+            # its start event ran when recorded (before the stack) if the stream was idle: count from queueing
+            steps["copy: on the GPU"].append(max(0.0, r["copy_gpu1"] - max(r["copy_gpu0"], r["copy_host1"])))
+        if "launch_host0" in r:
+            steps["engine: launch (host thread)"].append(r["launch_host1"] - r["launch_host0"])
+    for prev, r in zip(launched, launched[1:], strict=False):
+        steps["engine: GPU busy per batch"].append(
+            r["launch_gpu1"] - max(r["launch_gpu0"], prev["launch_gpu1"])
+        )
+        steps["engine: GPU idle before a batch"].append(max(0.0, r["launch_gpu0"] - prev["launch_gpu1"]))
+    return list(steps.items())
+
+
+def episode(timeline: Timeline, trace: DeviceTrace | None, before_s: float = 0.12) -> str:
+    """The batches behind the slowest query: every batch sealed in the ``before_s`` before its answer,
+    each step's time in ms from the window's start, with the collections and loop stalls in it."""
+    done = [q for q in timeline.answered if q in timeline.issued]
+    if not done:
+        return ""
+    worst = max(done, key=lambda q: timeline.answered[q] - timeline.issued[q])
+    end = timeline.answered[worst]
+    start = end - before_s
+    rows = trace.rows() if trace is not None else {}
+    cols = [
+        "n",
+        "first",
+        "sealed",
+        "copy_host0",
+        "copy_host1",
+        "copy_gpu0",
+        "copy_gpu1",
+        "launch_host0",
+        "launch_host1",
+        "launch_gpu0",
+        "launch_gpu1",
+        "answered",
+    ]
+    lines = [
+        f"slowest query {worst}: {1e3 * (end - timeline.issued[worst]):.1f} ms; batches sealed in the "
+        f"{1e3 * before_s:.0f} ms before its answer (ms from {1e3 * before_s:.0f} ms before it):",
+        "| key | " + " | ".join(cols) + " |",
+        "|" + "---|" * (len(cols) + 1),
+    ]
+    for key in sorted(timeline.sent, key=lambda k: timeline.sent[k].get("batch_merge", 0.0)):
+        sent = timeline.sent[key]
+        if key < 0 or not start <= sent.get("batch_merge", 0.0) <= end:
+            continue
+        values = {
+            **rows.get(key, {}),
+            "first": timeline.first_arrival.get(key, 0.0),
+            "sealed": sent.get("batch_merge", 0.0),
+            "answered": sent.get("inference", 0.0),
+        }
+        cells = [f"{values.get('n', timeline.sizes.get(key, 0)):.0f}"] + [
+            f"{1e3 * (values[c] - start):.2f}" if c in values else "" for c in cols[1:]
+        ]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    if trace is not None:
+        for generation, t0, t1 in trace.collections:
+            if start <= t0 <= end:
+                lines.append(
+                    f"gc gen {generation} at {1e3 * (t0 - start):.2f} ms took {1e3 * (t1 - t0):.2f} ms"
+                )
+    for t0, late in zip(timeline.lateness_at, timeline.lateness, strict=False):
+        if start <= t0 <= end and late > 0.002:
+            lines.append(f"loop late {1e3 * late:.2f} ms at {1e3 * (t0 - start):.2f} ms")
+    return "\n".join(lines)
+
+
+def numpy_stack(parts: list[Any], out: Any = None) -> Any:
+    """The stacking before ``stack_parts``: np.stack, which releases the GIL once per part."""
+    return np.stack(parts, out=out)
+
+
+def write_trace(path: Path, timeline: Timeline, trace: DeviceTrace | None) -> None:
+    """Everything recorded, as JSON (perf_counter seconds), for a look after the device is gone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "sent": timeline.sent,
+        "first_arrival": timeline.first_arrival,
+        "sizes": timeline.sizes,
+        "issued": timeline.issued,
+        "entered": timeline.entered,
+        "answered": timeline.answered,
+        "lateness": list(zip(timeline.lateness_at, timeline.lateness, strict=False)),
+        "device": trace.rows() if trace is not None else {},
+        "collections": trace.collections if trace is not None else [],
+    }
+    path.write_text(json.dumps(data))
 
 
 def main() -> None:
@@ -228,6 +419,19 @@ def main() -> None:
         default=0,
         help="write every thread's stack to /tmp/server-timeline/stalls-QPS.txt when the loop stalls this long",
     )
+    parser.add_argument(
+        "--stack",
+        choices=("default", "numpy"),
+        default="default",
+        help="numpy: batches stacked by np.stack (one GIL release per image), as before stack_parts",
+    )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        help="time each batch's copy and engine work on the GPU (CUDA events) and every GC; print the "
+        "slowest query's batches and write the whole trace to DIR/trace-QPS.json",
+    )
     args = parser.parse_args()
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1e3)
@@ -246,6 +450,8 @@ def main() -> None:
         f"--seconds {args.seconds:g} {' '.join('--set ' + s for s in args.set)}"
         + (" --simulate" if args.simulate else "")
         + (f" --stall-ms {args.stall_ms:g}" if args.stall_ms else "")
+        + (f" --trace {args.trace}" if args.trace else "")
+        + (f" --stack {args.stack}" if args.stack != "default" else "")
         + (
             f" --switch-interval-ms {args.switch_interval_ms:g}"
             if args.switch_interval_ms is not None
@@ -254,6 +460,7 @@ def main() -> None:
     )
     for qps in args.qps:
         timeline = Timeline()
+        trace = DeviceTrace() if args.trace and not args.simulate else None
         options = LoadgenOptions(
             scenario="Server",
             target_qps=qps,
@@ -275,8 +482,17 @@ def main() -> None:
             finally:
                 watcher.cancel()
 
+        stacking = (
+            patch.object(sys.modules[Batch.__module__], "stack_parts", numpy_stack)
+            if args.stack == "numpy"
+            else contextlib.nullcontext()
+        )
         try:
-            with timeline.installed():
+            with (
+                timeline.installed(),
+                trace.installed() if trace is not None else contextlib.nullcontext(),
+                stacking,
+            ):
                 result = run_event_loop(measured())
         finally:
             if stall_file is not None:
@@ -295,8 +511,12 @@ def main() -> None:
             f"mean batch {np.mean(sizes):.1f}\n"
         )
         print("| step | p50 ms | p99 ms | max ms |\n|---|---|---|---|")
-        for name, p50, p99, most in timeline.table(stages):
+        extra = device_table(trace) if trace is not None else []
+        for name, p50, p99, most in timeline.table(stages, extra):
             print(f"| {name} | {p50:.3f} | {p99:.3f} | {most:.1f} |", flush=True)
+        if args.trace:
+            print("\n" + episode(timeline, trace), flush=True)
+            write_trace(args.trace / f"trace-{qps:g}.json", timeline, trace)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ __all__ = [
     "Predictions",
     "Sample",
     "Scores",
+    "stack_parts",
 ]
 
 
@@ -77,11 +78,52 @@ class Batch(ImageData):
     def host_array(self, out: Any = None) -> Any:
         """The stacked array (stacked now, into ``out`` if given, when the batch still holds parts)."""
         if self.parts is not None:
-            import numpy as np
-
-            self.array = np.stack(self.parts, out=out)
+            self.array = stack_parts(self.parts, out=out)
             self.parts = None
         return self.array
+
+
+def stack_parts(parts: list[Any], out: Any = None) -> Any:
+    """``np.stack(parts, out=out)``, with the GIL released once for the whole copy, not once per part.
+
+    Why: np.stack copies part by part and releases the GIL around each copy, so a thread stacking a
+    128-image batch must win the GIL back 128 times; while the event loop and LoadGen's thread are busy
+    each win can wait up to the 5 ms switch interval. On the H100 such a stack in memory_copy's thread
+    took 23–29 ms instead of ~2 ms, and set the Server tail (bench/RESULTS.md 4e). OpenCV's ``vconcat``
+    copies the whole list in one call that releases the GIL once; it is used where OpenCV is installed
+    and the parts are alike and contiguous (each part is seen as one row of bytes).
+    """
+    import numpy as np
+
+    first = parts[0]
+    alike = all(p.shape == first.shape and p.dtype == first.dtype and p.flags.c_contiguous for p in parts)
+    concat = _vconcat()
+    if concat is None or len(parts) < 2 or not alike or first.nbytes == 0:
+        return np.stack(parts, out=out)
+    if out is None:
+        out = np.empty((len(parts), *first.shape), first.dtype)
+    if not out.flags.c_contiguous or out.shape != (len(parts), *first.shape) or out.dtype != first.dtype:
+        return np.stack(parts, out=out)  # numpy's own checks and messages
+    rows = out.reshape(len(parts), -1).view(np.uint8)
+    written = concat([p.reshape(1, -1).view(np.uint8) for p in parts], rows)
+    if written.ctypes.data != rows.ctypes.data:  # OpenCV allocated instead of writing in place
+        rows[...] = written
+    return out
+
+
+_VCONCAT: list[Any] = []
+
+
+def _vconcat() -> Any:
+    """cv2.vconcat, or None without OpenCV (imported on first use: it takes ~0.1 s)."""
+    if not _VCONCAT:
+        try:
+            import cv2
+
+            _VCONCAT.append(cv2.vconcat)
+        except ImportError:
+            _VCONCAT.append(None)
+    return _VCONCAT[0]
 
 
 class ClassScores:
