@@ -114,13 +114,18 @@ than a thread hand-off."""
 class HostToDevice:
     """One copy worker: a CuPy stream and a ring of pinned host buffers reused across batches."""
 
-    def __init__(self, buffers: int) -> None:
+    def __init__(self, buffers: int, reserve_bytes: int = 0) -> None:
+        """``reserve_bytes``: pin every buffer this big now. Pinning takes milliseconds and stalls other
+        CUDA calls meanwhile: on the H100, pinning lazily as a Server run's first big batches came made
+        its first 0.3 s the slowest of the run (bench/RESULTS.md 4e)."""
         import cupy
 
         self.cupy = cupy
         self.stream = new_stream()
-        self.free: asyncio.Queue[tuple[Any, Any]] | None = None  # (pinned buffer, event of its last copy)
-        self.count = buffers
+        # (pinned buffer or None, event of its last copy or None); its size bounds the copies in flight
+        self.free: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue()
+        for _ in range(buffers):
+            self.free.put_nowait((self._pinned(reserve_bytes) if reserve_bytes else None, None))
 
     def _pinned(self, nbytes: int) -> Any:
         return np.frombuffer(self.cupy.cuda.alloc_pinned_memory(nbytes), np.uint8)
@@ -168,10 +173,6 @@ class HostToDevice:
         if batch.parts is None and batch.array.nbytes <= INLINE_BYTES:
             device, event = self._send(np.ascontiguousarray(batch.array))
         else:
-            if self.free is None:
-                self.free = asyncio.Queue()
-                for _ in range(self.count):
-                    self.free.put_nowait((None, None))
             host, last_copy = await self.free.get()  # bounds copies in flight to the pool size
             if last_copy is not None and not last_copy.done:
                 await offload(last_copy.synchronize)  # rare: the buffer's previous copy has not run yet

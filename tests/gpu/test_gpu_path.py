@@ -116,6 +116,8 @@ async def test_batches_launched_before_either_is_collected_keep_their_own_result
         backend="torch", device="cuda", precision="fp32", model=str(pruned), batch_sizes=[4], in_flight=2
     )
     engine = TorchEngine(pruned, params, 0, Ctx())
+    pinned = [buffer.data_ptr() for buffer in engine._host_out]  # pinned at setup, one per batch in flight
+    assert len(set(pinned)) == 2 and all(buffer.is_pinned() for buffer in engine._host_out)
     rng = np.random.default_rng(1)
     xs = [rng.integers(0, 256, (4, 224, 224, 3), dtype=np.uint8) for _ in range(2)]
     alone = [await engine.infer(Batch([0, 1, 2, 3], [0] * 4, x)) for x in xs]
@@ -124,6 +126,7 @@ async def test_batches_launched_before_either_is_collected_keep_their_own_result
     together = [await engine.collect(h) for h in handles]
     for a, b in zip(alone, together, strict=True):
         assert np.allclose(a, b, atol=1e-3, rtol=1e-3)
+    assert [buffer.data_ptr() for buffer in engine._host_out] == pinned  # none pinned during the run
     engine.close()
 
 
@@ -177,6 +180,28 @@ async def test_memory_copy_uses_pinned_buffers_and_marks_readiness():
     small = await copier.copy(parts, inline)
     small.ready.synchronize()
     assert np.array_equal(small.array.get(), (x[1] + 2)[None])
+    copier.close()
+
+
+async def test_memory_copy_pins_its_buffers_at_setup_and_copies_through_them():
+    from flowgraph.nodes.gpu import HostToDevice
+    from flowgraph.nodes.payloads import Batch
+
+    async def inline(fn, *args):
+        return fn(*args)
+
+    copier = HostToDevice(2, reserve_bytes=8 * 224 * 224 * 3)
+    held = [copier.free.get_nowait() for _ in range(2)]
+    assert all(host is not None and host.nbytes >= 8 * 224 * 224 * 3 for host, _ in held)
+    before = {host.ctypes.data for host, _ in held}
+    for item in held:
+        copier.free.put_nowait(item)
+    parts = [np.full((224, 224, 3), k, np.uint8) for k in range(8)]
+    out = await copier.copy(Batch(list(range(8)), [0] * 8, None, parts=parts), inline)
+    out.ready.synchronize()
+    assert np.array_equal(out.array.get(), np.stack(parts))
+    after = {copier.free.get_nowait()[0].ctypes.data for _ in range(2)}
+    assert after == before  # the batch went through a buffer pinned at setup; none was pinned anew
     copier.close()
 
 
