@@ -426,6 +426,12 @@ def main() -> None:
         help="numpy: batches stacked by np.stack (one GIL release per image), as before stack_parts",
     )
     parser.add_argument(
+        "--gc",
+        choices=("freeze", "default"),
+        default="freeze",
+        help="default: leave the collector as it is during the test (LoadgenOptions.freeze_gc off)",
+    )
+    parser.add_argument(
         "--trace",
         type=Path,
         default=None,
@@ -452,6 +458,7 @@ def main() -> None:
         + (f" --stall-ms {args.stall_ms:g}" if args.stall_ms else "")
         + (f" --trace {args.trace}" if args.trace else "")
         + (f" --stack {args.stack}" if args.stack != "default" else "")
+        + (f" --gc {args.gc}" if args.gc != "freeze" else "")
         + (
             f" --switch-interval-ms {args.switch_interval_ms:g}"
             if args.switch_interval_ms is not None
@@ -467,6 +474,7 @@ def main() -> None:
             target_latency_ms=args.latency_ms,
             time_s=args.seconds,
             output=Path(f"/tmp/server-timeline/{qps:g}"),
+            freeze_gc=args.gc == "freeze",
         )
 
         stall_path = Path(f"/tmp/server-timeline/stalls-{qps:g}.txt")

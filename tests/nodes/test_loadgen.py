@@ -211,3 +211,25 @@ def test_result_reads_latency_percentiles_in_milliseconds(tmp_path, dataset, ans
     p50, p99 = result.latency_ms(50), result.latency_ms(99)
     assert 0 < p50 <= p99 < 60_000
     assert p50 == float(result.metrics["50.00 percentile latency (ns)"]) / 1e6
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_the_collector_skips_setup_objects_during_the_test_only_when_asked(
+    tmp_path, dataset, answer_model, monkeypatch, freeze
+):
+    import gc
+
+    from flowgraph.nodes.loadgen import _Bridge
+
+    frozen_during: list[int] = []
+    issue = _Bridge.issue_queries
+
+    def watching(self, samples):
+        frozen_during.append(gc.get_freeze_count())
+        issue(self, samples)
+
+    monkeypatch.setattr(_Bridge, "issue_queries", watching)
+    options = LoadgenOptions(scenario="SingleStream", count=20, output=tmp_path / "f", freeze_gc=freeze)
+    run(tmp_path, dataset, answer_model, options)
+    assert frozen_during and (min(frozen_during) > 0) is freeze  # frozen for every query, or never
+    assert gc.get_freeze_count() == 0  # and thawed once the test ends
