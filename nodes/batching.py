@@ -5,10 +5,8 @@ batch_merge (one worker, arrival order): a batch is complete when it holds ``max
 batch is sealed only once the next stage wants it (``Outbox.wanted``); until then it keeps taking the
 images that arrive. So with a ``capacity: 0`` edge behind it, a batch is formed when the next stage asks
 for one, holding everything that waited meanwhile (Server). ``max_wait_us: 0`` never waits for more
-images than are queued. Images are only referenced here, never copied: the batch is stacked later, off
-the event loop, by its consumer (memory_copy: host images straight into pinned memory, device images
-with one kernel on its stream). Copying device images into a batch buffer one by one on the loop, as
-this node once did, was where the loop sat in 8 of 22 stalls caught on the H100 (bench/RESULTS.md 4e).
+images than are queued. Images already on the device are copied into the batch buffer as they arrive,
+so no single step copies a whole batch on the event loop; host images are stacked later, off the loop.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowgraph import END, Node, Port, WorkerIO, WorkerRule, node_type
 
+from .gpu import array_module
 from .payloads import Batch, Flush, Image, Logits, Scores
 
 __all__ = ["BatchMerge", "BatchSplit"]
@@ -33,12 +32,17 @@ class BatchMergeParams(BaseModel):
 
 
 class _Open:
-    """The batch being filled: references to its images, stacked later by whoever consumes the batch."""
+    """The batch being filled. Host images are only referenced (stacked later, off the event loop);
+    images already on the device are copied into a device buffer as they arrive."""
 
-    __slots__ = ("ids", "labels", "parts", "t_starts")
+    __slots__ = ("array", "ids", "labels", "parts", "t_starts")
 
-    def __init__(self) -> None:
-        self.parts: list[Any] = []
+    def __init__(self, first: Image, max_batch: int) -> None:
+        xp = array_module(first.array)
+        self.parts: list[Any] | None = [] if xp.__name__ == "numpy" else None
+        self.array = (
+            None if self.parts is not None else xp.empty((max_batch, *first.array.shape), first.array.dtype)
+        )
         self.ids: list[int] = []
         self.labels: list[int] = []
         self.t_starts: list[float] = []
@@ -47,13 +51,21 @@ class _Open:
         return len(self.ids)
 
     def append(self, image: Image) -> None:
-        self.parts.append(image.array)
+        if self.parts is not None:
+            self.parts.append(image.array)
+        else:
+            self.array[len(self.ids)] = image.array
         self.ids.append(image.sample_id)
         self.labels.append(image.label)
         self.t_starts.append(image.t_start)
 
     def seal(self) -> Batch:
-        return Batch(self.ids, self.labels, None, self.t_starts, parts=self.parts)
+        n = len(self.ids)
+        if self.parts is not None:
+            return Batch(self.ids, self.labels, None, self.t_starts, parts=self.parts)
+        return Batch(
+            self.ids, self.labels, self.array[:n] if n < len(self.array) else self.array, self.t_starts
+        )
 
 
 @node_type("batch_merge")
@@ -79,7 +91,7 @@ class BatchMerge(Node):
         while (first := await inbox.get()) is not END:
             if isinstance(first, Flush):
                 continue  # nothing open to flush
-            batch = _Open()
+            batch = _Open(first, max_batch)
             batch.append(first)
             flushed = await inbox.fill(batch, max_batch, time.perf_counter() + self.wait_s, cut=Flush)
             if len(batch) < max_batch:

@@ -173,8 +173,6 @@ class HostToDevice:
         A batch already on the device (start_from_device, GPU preprocessing) passes through untouched."""
         if batch.parts is None and on_device(batch.array):
             return batch
-        if batch.parts is not None and on_device(batch.parts[0]):  # start_from_device: stack it here
-            return await offload(self._stack_on_device, batch)
         if batch.parts is None and batch.array.nbytes <= INLINE_BYTES:
             device, event = self._send(np.ascontiguousarray(batch.array))
         else:
@@ -186,17 +184,6 @@ class HostToDevice:
             # only once that copy has run, checked when it is next taken.
             self.free.put_nowait((host, event))
         batch.array = device
-        batch.device = "cuda"
-        batch.ready = event
-        return batch
-
-    def _stack_on_device(self, batch: Any) -> Any:
-        """Stack a batch of device images with one kernel on this worker's stream; ``ready`` marks it
-        done (the engine runs on another stream, so it must wait for this one)."""
-        with self.stream:
-            batch.host_array()
-            event = self.cupy.cuda.Event(block=True, disable_timing=True)
-            event.record(self.stream)
         batch.device = "cuda"
         batch.ready = event
         return batch

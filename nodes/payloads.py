@@ -76,8 +76,7 @@ class Batch(ImageData):
     the consumer stacks them in its own thread (memory_copy straight into pinned memory)."""
 
     def host_array(self, out: Any = None) -> Any:
-        """The stacked array (stacked now, into ``out`` if given, when the batch still holds parts; parts
-        on the device are stacked there, on the caller's current stream)."""
+        """The stacked array (stacked now, into ``out`` if given, when the batch still holds parts)."""
         if self.parts is not None:
             self.array = stack_parts(self.parts, out=out)
             self.parts = None
@@ -97,13 +96,6 @@ def stack_parts(parts: list[Any], out: Any = None) -> Any:
     import numpy as np
 
     first = parts[0]
-    if not isinstance(first, np.ndarray):  # CuPy or torch, on the device: one stacking kernel there
-        module = type(first).__module__.split(".")[0]
-        stacked = __import__(module).stack(parts)
-        if out is None:
-            return stacked
-        out[...] = stacked
-        return out
     alike = all(p.shape == first.shape and p.dtype == first.dtype and p.flags.c_contiguous for p in parts)
     concat = _vconcat()
     if concat is None or len(parts) < 2 or not alike or first.nbytes == 0:

@@ -182,9 +182,6 @@ class TorchEngine:
     def _launch(self, batch: Any) -> Any:
         """Queue the batch's work on the stream (runs in the node's thread: eager launches cost ms of CPU)."""
         torch = self.torch
-        if self.cuda and batch.parts is not None:  # unstacked parts (no memory_copy before this engine)
-            with self.cupy_stream:  # device parts stack on this engine's stream, so it reads them after
-                batch.host_array()
         batch.host_array()  # a batch of deferred host parts is stacked here, in the engine's thread
         if not self.cuda:
             with torch.inference_mode():

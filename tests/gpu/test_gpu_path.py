@@ -205,33 +205,6 @@ async def test_memory_copy_pins_its_buffers_at_setup_and_copies_through_them():
     copier.close()
 
 
-async def test_device_images_are_batched_by_reference_and_stacked_on_the_copy_stream():
-    # start_from_device: batch_merge only references the images; memory_copy stacks them with one kernel
-    # on its own stream and marks the batch ready with an event the engine waits on.
-    import cupy
-
-    from flowgraph.nodes.batching import _Open
-    from flowgraph.nodes.gpu import HostToDevice
-    from flowgraph.nodes.payloads import Image
-
-    async def inline(fn, *args):
-        return fn(*args)
-
-    images = [cupy.full((224, 224, 3), k, cupy.uint8) for k in range(5)]
-    cupy.cuda.runtime.deviceSynchronize()
-    building = _Open()
-    for k, image in enumerate(images):
-        building.append(Image(k, 0, image))
-    batch = building.seal()
-    assert batch.array is None and len(batch.parts) == 5  # nothing copied while batching
-    copier = HostToDevice(1)
-    out = await copier.copy(batch, inline)
-    assert out.parts is None and out.device == "cuda" and out.ready is not None
-    out.ready.synchronize()
-    assert np.array_equal(cupy.asnumpy(out.array), np.stack([cupy.asnumpy(i) for i in images]))
-    copier.close()
-
-
 async def test_a_small_batch_copies_from_pageable_memory_that_may_be_reused_at_once():
     from flowgraph.nodes.gpu import HostToDevice
     from flowgraph.nodes.payloads import Batch
