@@ -63,9 +63,12 @@ class _Open:
         n = len(self.ids)
         if self.parts is not None:
             return Batch(self.ids, self.labels, None, self.t_starts, parts=self.parts)
-        return Batch(
-            self.ids, self.labels, self.array[:n] if n < len(self.array) else self.array, self.t_starts
-        )
+        array = self.array[:n] if n < len(self.array) else self.array
+        # The copies ran on this thread's current stream; an engine's own (non-blocking) stream is not
+        # ordered after it, so the engine waits on this event, on the GPU, before reading the batch.
+        ready = array_module(array).cuda.Event(disable_timing=True)
+        ready.record()
+        return Batch(self.ids, self.labels, array, self.t_starts, device="cuda", ready=ready)
 
 
 @node_type("batch_merge")

@@ -205,6 +205,24 @@ async def test_memory_copy_pins_its_buffers_at_setup_and_copies_through_them():
     copier.close()
 
 
+def test_a_batch_of_device_images_carries_an_event_the_engine_waits_for():
+    # start_from_device: batch_merge copies device images into the batch on the loop's current stream;
+    # the engine's stream is not ordered after it, so the batch must carry an event marking the copies.
+    import cupy
+
+    from flowgraph.nodes.batching import _Open
+    from flowgraph.nodes.payloads import Image
+
+    images = [cupy.full((224, 224, 3), k, cupy.uint8) for k in range(5)]
+    building = _Open(Image(0, 0, images[0]), 8)
+    for k, image in enumerate(images):
+        building.append(Image(k, 0, image))
+    batch = building.seal()
+    assert batch.device == "cuda" and isinstance(batch.ready, cupy.cuda.Event)
+    batch.ready.synchronize()
+    assert np.array_equal(cupy.asnumpy(batch.array), np.stack([cupy.asnumpy(i) for i in images]))
+
+
 async def test_a_small_batch_copies_from_pageable_memory_that_may_be_reused_at_once():
     from flowgraph.nodes.gpu import HostToDevice
     from flowgraph.nodes.payloads import Batch
