@@ -1,0 +1,35 @@
+"""postprocess ranks a whole batch with numpy exactly as it ranks one sample at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flowgraph import NodeContext
+from flowgraph.nodes.payloads import Logits
+from flowgraph.nodes.postprocess import Postprocess, PostprocessParams
+
+
+@pytest.mark.parametrize(("n", "classes", "offset"), [(1, 1000, 0), (7, 1001, -1), (3, 4, 0)])
+def test_a_batch_ranks_like_its_samples_one_by_one(n: int, classes: int, offset: int) -> None:
+    rng = np.random.default_rng(n)
+    scores = rng.random((n, classes)).astype(np.float32)
+    labels = [
+        int(np.argmax(scores[0])) + offset,
+        -1,
+        *(int(x) for x in rng.integers(0, classes, max(0, n - 2))),
+    ][:n]
+    params = PostprocessParams(label_offset=offset)
+    batched, single = (Postprocess(params, NodeContext("p", 1)) for _ in range(2))
+    answers = batched.predict_batch(Logits(list(range(n)), labels, scores, [0.0] * n))
+    k = min(5, classes)
+    for i in range(n):
+        one = single.predict(i, labels[i], scores[i], 0.0)
+        expected = list(np.argsort(-scores[i])[:k] + offset)
+        assert [int(c) for c in answers.top[i]] == list(one.top5) == expected
+    assert (batched.counted, batched.top1_hits, batched.top5_hits) == (
+        single.counted,
+        single.top1_hits,
+        single.top5_hits,
+    )
+    assert batched.top1_hits >= 1  # sample 0 was made a hit
