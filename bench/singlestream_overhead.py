@@ -1,0 +1,92 @@
+"""What the SingleStream GPU graph adds around its engine, on any machine: one bs-1 query at a time
+through input → memory_copy → inference → postprocess → collect (the shape of ``bench/gpu.py latency``'s
+last row), with the engine replaced by one that answers at once. What is left is the graph's own cost
+per query: hand-offs, batch-of-one bookkeeping, postprocess's ranking.
+
+    python bench/singlestream_overhead.py [--count 3000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import time
+from typing import Any
+
+import numpy as np
+
+from flowgraph import Graph, node_type, run_event_loop
+from flowgraph.nodes.inference.node import Inference
+from flowgraph.nodes.payloads import Batch, Image
+
+GRAPH = """
+nodes:
+  samples: {type: input}
+  memory_copy: {type: memory_copy, params: {engine_num: 1}}
+  inference: {type: bench-instant-inference, params: {backend: onnxruntime, model: unused.onnx, engine_num: 1}}
+  postprocess: {type: postprocess}
+  results: {type: collect}
+edges:
+  - {from: samples, to: memory_copy, capacity: 4}
+  - {from: memory_copy, to: inference, capacity: 2}
+  - {from: inference, to: postprocess, capacity: 8}
+  - {from: postprocess, to: results}
+"""
+
+
+class InstantEngine:
+    """Answers every batch at once with zero scores: the GPU's share, taken out."""
+
+    name, precision = "instant", "fp32"
+
+    async def infer(self, batch: Batch) -> Any:
+        return np.zeros((len(batch.sample_ids), 1000), np.float32)
+
+    def close(self) -> None:
+        pass
+
+
+@node_type("bench-instant-inference")
+class InstantInference(Inference):
+    @classmethod
+    def check_environment(cls, params: Any) -> str | None:
+        return None
+
+    async def setup(self) -> None:
+        self.engines = [InstantEngine()]
+
+
+async def one_at_a_time(count: int) -> np.ndarray:
+    image = np.zeros((224, 224, 3), np.uint8)
+    async with Graph.from_text(GRAPH).start(announce=lambda m: None) as run:
+        await run.started()
+        results = run.results()
+        times = []
+        for k in range(count):
+            t0 = time.perf_counter()
+            await run.submit(Image(k, 0, image, t0))
+            await anext(results)
+            times.append(time.perf_counter() - t0)
+        await run.close()
+    return np.array(times[count // 10 :]) * 1e3  # the first tenth warms up
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    print(
+        f"# {datetime.date.today()} {platform.node()} python {platform.python_version()}, {os.cpu_count()} cores: "
+        f"python bench/singlestream_overhead.py --count {args.count} --repeat {args.repeat}"
+    )
+    print("| run | p50 ms | p90 ms |\n|---|---|---|")
+    for r in range(1, args.repeat + 1):
+        ms = run_event_loop(one_at_a_time(args.count))
+        print(f"| {r} | {np.percentile(ms, 50):.3f} | {np.percentile(ms, 90):.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
