@@ -381,7 +381,7 @@ def latency(count: int) -> dict[str, Any]:
                 engine.stream.synchronize()
                 times.append(time.perf_counter() - t0)
         record("CUDA-graph replay, stream.synchronize()", times)
-        for mode in ("callback", "thread", "spin"):
+        for mode in ("callback", "thread"):
             gpu.WAIT_MODE = mode
             times = []
             for _ in range(count):

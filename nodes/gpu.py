@@ -70,9 +70,8 @@ def cuda_problem(what: str) -> str | None:
 
 
 WAIT_MODE = os.environ.get("FLOWGRAPH_GPU_WAIT", "thread")
-"""How GPU completion reaches asyncio: 'thread' (an event synchronized in the node's own thread pool,
-sleeping), 'spin' (the same, the thread polling: a core busy while the GPU works) or 'callback' (a CUDA
-host function). Both leave the event loop free. 'thread' is the default: a bs-1 query
+"""How GPU completion reaches asyncio: 'thread' (an event synchronized in the node's own thread pool) or
+'callback' (a CUDA host function). Both leave the event loop free. 'thread' is the default: a bs-1 query
 through the graph measured 0.37 and 0.47 ms lower at p90 with it in two of three runs of
 ``bench/gpu.py latency``, 0.04 ms higher in the third (bench/RESULTS.md 4b). A host function also holds
 its stream until it gets the GIL."""
@@ -86,12 +85,10 @@ def stream_done(stream: Any, offload: Any = None) -> Awaitable[Any]:
     an event recorded on the stream is synchronized in one of the node's threads (55 µs). The loop never
     blocks or polls either way.
     """
-    if WAIT_MODE in ("thread", "spin") and offload is not None:
+    if WAIT_MODE == "thread" and offload is not None:
         import cupy
 
-        # 'spin': the node's thread polls inside cudaEventSynchronize (GIL released, the loop untouched),
-        # trading a CPU core while the GPU works for a quicker wake-up: for SingleStream latency.
-        event = cupy.cuda.Event(block=WAIT_MODE == "thread", disable_timing=True)
+        event = cupy.cuda.Event(block=True, disable_timing=True)
         event.record(stream)
         return offload(event.synchronize)
     loop = asyncio.get_running_loop()
