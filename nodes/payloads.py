@@ -7,6 +7,7 @@ Port types are these classes, so the validator catches an edge from ``preprocess
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,14 +97,21 @@ def stack_parts(parts: list[Any], out: Any = None) -> Any:
     import numpy as np
 
     first = parts[0]
-    alike = all(p.shape == first.shape and p.dtype == first.dtype and p.flags.c_contiguous for p in parts)
+    shape = (len(parts), *first.shape)
     concat = _vconcat()
-    if concat is None or len(parts) < 2 or not alike or first.nbytes == 0:
-        return np.stack(parts, out=out)
+    if (
+        concat is None
+        or len(parts) < 2
+        or first.nbytes == 0
+        or not all(p.shape == first.shape and p.dtype == first.dtype and p.flags.c_contiguous for p in parts)
+        or (
+            out is not None
+            and not (out.flags.c_contiguous and out.shape == shape and out.dtype == first.dtype)
+        )
+    ):
+        return np.stack(parts, out=out)  # including numpy's own checks and messages for a wrong ``out``
     if out is None:
-        out = np.empty((len(parts), *first.shape), first.dtype)
-    if not out.flags.c_contiguous or out.shape != (len(parts), *first.shape) or out.dtype != first.dtype:
-        return np.stack(parts, out=out)  # numpy's own checks and messages
+        out = np.empty(shape, first.dtype)
     rows = out.reshape(len(parts), -1).view(np.uint8)
     written = concat([p.reshape(1, -1).view(np.uint8) for p in parts], rows)
     if written.ctypes.data != rows.ctypes.data:  # OpenCV allocated instead of writing in place
@@ -111,19 +119,14 @@ def stack_parts(parts: list[Any], out: Any = None) -> Any:
     return out
 
 
-_VCONCAT: list[Any] = []
-
-
+@functools.cache
 def _vconcat() -> Any:
     """cv2.vconcat, or None without OpenCV (imported on first use: it takes ~0.1 s)."""
-    if not _VCONCAT:
-        try:
-            import cv2
-
-            _VCONCAT.append(cv2.vconcat)
-        except ImportError:
-            _VCONCAT.append(None)
-    return _VCONCAT[0]
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2.vconcat
 
 
 class ClassScores:

@@ -3,7 +3,8 @@
 On the CPU it hands the batch on untouched. On ``cuda`` each worker owns a CuPy stream and a small
 pool of pinned host buffers: the batch is copied into a pinned buffer (pageable copies run 4.5x slower,
 0.74 vs 3.35 ms for a bs-256 uint8 batch on the H100), then host→device asynchronously on the worker's
-stream (buffers pinned at setup when ``max_batch`` and ``sample_bytes`` say how big); an event marks when the data is there, which inference waits on (on the GPU, not the host).
+stream; an event marks when the data is there, which inference waits on (on the GPU, not the host).
+Buffers are pinned at setup when ``max_batch`` and ``sample_bytes`` say how big, else at first use.
 A batch of up to 1 MB (SingleStream's one image) is copied from pageable memory on the loop and passed
 on at once: staging it costs more than the copy.
 """

@@ -173,10 +173,12 @@ class TorchEngine:
         for size in sorted(self.sizes, reverse=True):  # largest first: smaller graphs reuse its pool
             self._graph_for(x[:1].expand(size, *x.shape[1:]))
         # Pin the result buffers now too (milliseconds each, stalling CUDA calls meanwhile), not on the
-        # run's first launches.
-        out = max(self.graphs.values(), key=lambda g: g[2].shape[0])[2] if self.graphs else None
-        for slot in range(len(self._host_out) if out is not None else 0):
-            self._host_out[slot] = self.torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
+        # run's first launches: one per batch in flight, sized for the largest graph's output.
+        if self.graphs:
+            out = max(self.graphs.values(), key=lambda g: g[2].shape[0])[2]
+            self._host_out = [
+                self.torch.empty(out.shape, dtype=out.dtype, pin_memory=True) for _ in self._host_out
+            ]
 
     # -- running -----------------------------------------------------------------------------------
     def _launch(self, batch: Any) -> Any:
