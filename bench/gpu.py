@@ -340,6 +340,7 @@ def latency(count: int) -> dict[str, Any]:
     from concurrent.futures import ThreadPoolExecutor
 
     import torch
+    from singlestream_overhead import one_query_at_a_time  # bench/ is on the path when run as a script
 
     from flowgraph.nodes import gpu
     from flowgraph.nodes.inference.node import InferenceParams
@@ -406,17 +407,8 @@ def latency(count: int) -> dict[str, Any]:
                 times.append(time.perf_counter() - t0)
             record(f"memory_copy + engine.infer, {mode}", times)
             copier.close()
-            graph_run = Graph.from_text(SINGLE.format(model=model))
-            async with graph_run.start(cache_dir=CACHE, announce=lambda m: None) as run:
-                await run.started()
-                results = run.results()
-                times = []
-                for k in range(count):
-                    t0 = time.perf_counter()
-                    await run.submit(Image(k, 0, image, t0))
-                    await anext(results)
-                    times.append(time.perf_counter() - t0)
-                await run.close()
+            graph = Graph.from_text(SINGLE.format(model=model))
+            times = await one_query_at_a_time(graph, image, count, cache_dir=CACHE)
             record(f"the graph (submit → result), {mode}", times)
         gpu.WAIT_MODE = "callback"
         engine.close()

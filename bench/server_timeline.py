@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import datetime
 import faulthandler
+import functools
 import gc
 import json
 import os
@@ -148,28 +149,24 @@ class DeviceTrace:
         from flowgraph.nodes.inference.torch_backend import TorchEngine
 
         trace = self
-        stage_on, launch_on = HostToDevice._stage, TorchEngine._launch
 
-        def stage(self: HostToDevice, host: Any, batch: Batch) -> Any:
-            t0 = time.perf_counter()
-            start = trace._events(self.stream)
-            out = stage_on(self, host, batch)
-            end = trace._events(self.stream)
-            trace.copies.append(
-                (batch.sample_ids[0], len(batch.sample_ids), t0, time.perf_counter(), start, end)
-            )
-            return out
+        def timed(original: Any, records: list[Any], stream: str) -> Any:
+            """``original`` (whose last argument is the batch), with host and GPU times around it."""
 
-        def launch(self: TorchEngine, batch: Batch) -> Any:
-            t0 = time.perf_counter()
-            start = trace._events(self.cupy_stream)
-            out = launch_on(self, batch)
-            end = trace._events(self.cupy_stream)
-            trace.launches.append(
-                (batch.sample_ids[0], len(batch.sample_ids), t0, time.perf_counter(), start, end)
-            )
-            return out
+            def wrapper(self: Any, *args: Any) -> Any:
+                batch, t0 = args[-1], time.perf_counter()
+                start = trace._events(getattr(self, stream))
+                out = original(self, *args)
+                end = trace._events(getattr(self, stream))
+                records.append(
+                    (batch.sample_ids[0], len(batch.sample_ids), t0, time.perf_counter(), start, end)
+                )
+                return out
 
+            return wrapper
+
+        stage = timed(HostToDevice._stage, self.copies, "stream")
+        launch = timed(TorchEngine._launch, self.launches, "cupy_stream")
         gc.callbacks.append(self._on_gc)
         try:
             with patch.object(HostToDevice, "_stage", stage), patch.object(TorchEngine, "_launch", launch):
@@ -177,8 +174,9 @@ class DeviceTrace:
         finally:
             gc.callbacks.remove(self._on_gc)
 
+    @functools.cached_property
     def rows(self) -> dict[int, dict[str, float]]:
-        """Per batch key: copy/launch host and GPU times (perf_counter seconds)."""
+        """Per batch key: copy/launch host and GPU times (perf_counter seconds); read once, after the run."""
         out: dict[int, dict[str, float]] = defaultdict(dict)
         for name, records in (("copy", self.copies), ("launch", self.launches)):
             for key, n, t0, t1, ev0, ev1 in records:
@@ -306,7 +304,7 @@ class Timeline:
 
 def device_table(trace: DeviceTrace) -> list[tuple[str, list[float]]]:
     """Steps inside the copy and the engine, from the trace: host work, GPU work, and the GPU's idle gaps."""
-    rows = trace.rows()
+    rows = trace.rows
     launched = sorted((r for r in rows.values() if "launch_gpu0" in r), key=lambda r: r["launch_gpu0"])
     steps: dict[str, list[float]] = defaultdict(list)
     for r in rows.values():
@@ -333,7 +331,7 @@ def episode(timeline: Timeline, trace: DeviceTrace | None, before_s: float = 0.1
     worst = max(done, key=lambda q: timeline.answered[q] - timeline.issued[q])
     end = timeline.answered[worst]
     start = end - before_s
-    rows = trace.rows() if trace is not None else {}
+    rows = trace.rows if trace is not None else {}
     cols = [
         "n",
         "first",
@@ -396,7 +394,7 @@ def write_trace(path: Path, timeline: Timeline, trace: DeviceTrace | None) -> No
         "entered": timeline.entered,
         "answered": timeline.answered,
         "lateness": list(zip(timeline.lateness_at, timeline.lateness, strict=False)),
-        "device": trace.rows() if trace is not None else {},
+        "device": trace.rows if trace is not None else {},
         "collections": trace.collections if trace is not None else [],
     }
     path.write_text(json.dumps(data))

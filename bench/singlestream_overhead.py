@@ -58,9 +58,10 @@ class InstantInference(Inference):
         self.engines = [InstantEngine()]
 
 
-async def one_at_a_time(count: int) -> np.ndarray:
-    image = np.zeros((224, 224, 3), np.uint8)
-    async with Graph.from_text(GRAPH).start(announce=lambda m: None) as run:
+async def one_query_at_a_time(graph: Graph, image: np.ndarray, count: int, **start: Any) -> list[float]:
+    """Seconds from submitting each of ``count`` images to its result, the next submitted only then
+    (SingleStream's pattern). Also used by ``bench/gpu.py latency`` for its whole-graph row."""
+    async with graph.start(announce=lambda m: None, **start) as run:
         await run.started()
         results = run.results()
         times = []
@@ -70,7 +71,7 @@ async def one_at_a_time(count: int) -> np.ndarray:
             await anext(results)
             times.append(time.perf_counter() - t0)
         await run.close()
-    return np.array(times[count // 10 :]) * 1e3  # the first tenth warms up
+    return times
 
 
 def main() -> None:
@@ -84,7 +85,9 @@ def main() -> None:
     )
     print("| run | p50 ms | p90 ms |\n|---|---|---|")
     for r in range(1, args.repeat + 1):
-        ms = run_event_loop(one_at_a_time(args.count))
+        image = np.zeros((224, 224, 3), np.uint8)
+        times = run_event_loop(one_query_at_a_time(Graph.from_text(GRAPH), image, args.count))
+        ms = np.array(times[args.count // 10 :]) * 1e3  # the first tenth warms up
         print(f"| {r} | {np.percentile(ms, 50):.3f} | {np.percentile(ms, 90):.3f} |", flush=True)
 
 
