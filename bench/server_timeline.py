@@ -73,7 +73,7 @@ class SimulatedGpuEngine:
         return _bucket(n, self.sizes)
 
     async def launch(self, batch: Batch) -> tuple[int, float]:
-        await self._offload(batch.host_array)
+        await self._offload(batch.stacked)
         now = time.perf_counter()
         self._gpu[0] = max(now, self._gpu[0]) + replay_ms(self.bucket(len(batch.sample_ids))) / 1e3
         return len(batch.sample_ids), self._gpu[0]

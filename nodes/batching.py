@@ -5,8 +5,7 @@ batch_merge (one worker, arrival order): a batch is complete when it holds ``max
 batch is sealed only once the next stage wants it (``Outbox.wanted``); until then it keeps taking the
 images that arrive. So with a ``capacity: 0`` edge behind it, a batch is formed when the next stage asks
 for one, holding everything that waited meanwhile (Server). ``max_wait_us: 0`` never waits for more
-images than are queued. Images already on the device are copied into the batch buffer as they arrive,
-so no single step copies a whole batch on the event loop; host images are stacked later, off the loop.
+images than are queued. No image is copied here: a batch holds references, stacked later off the loop.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowgraph import END, Node, Port, WorkerIO, WorkerRule, node_type
 
-from .gpu import array_module
+from .gpu import on_device
 from .payloads import Batch, Flush, Image, Logits, Scores
 
 __all__ = ["BatchMerge", "BatchSplit"]
@@ -32,17 +31,15 @@ class BatchMergeParams(BaseModel):
 
 
 class _Open:
-    """The batch being filled. Host images are only referenced (stacked later, off the event loop);
-    images already on the device are copied into a device buffer as they arrive."""
+    """The batch being filled. Images are only referenced, never copied here: the consumer stacks them
+    in its own thread (host images into pinned memory, device images into the engine's input), so no
+    copy, and no CUDA call, runs on the event loop."""
 
-    __slots__ = ("array", "ids", "labels", "parts", "t_starts")
+    __slots__ = ("device", "ids", "labels", "parts", "t_starts")
 
-    def __init__(self, first: Image, max_batch: int) -> None:
-        xp = array_module(first.array)
-        self.parts: list[Any] | None = [] if xp.__name__ == "numpy" else None
-        self.array = (
-            None if self.parts is not None else xp.empty((max_batch, *first.array.shape), first.array.dtype)
-        )
+    def __init__(self, first: Image) -> None:
+        self.device = "cuda" if on_device(first.array) else "cpu"
+        self.parts: list[Any] = []
         self.ids: list[int] = []
         self.labels: list[int] = []
         self.t_starts: list[float] = []
@@ -51,24 +48,13 @@ class _Open:
         return len(self.ids)
 
     def append(self, image: Image) -> None:
-        if self.parts is not None:
-            self.parts.append(image.array)
-        else:
-            self.array[len(self.ids)] = image.array
+        self.parts.append(image.array)
         self.ids.append(image.sample_id)
         self.labels.append(image.label)
         self.t_starts.append(image.t_start)
 
     def seal(self) -> Batch:
-        n = len(self.ids)
-        if self.parts is not None:
-            return Batch(self.ids, self.labels, None, self.t_starts, parts=self.parts)
-        array = self.array[:n] if n < len(self.array) else self.array
-        # The copies ran on this thread's current stream; an engine's own (non-blocking) stream is not
-        # ordered after it, so the engine waits on this event, on the GPU, before reading the batch.
-        ready = array_module(array).cuda.Event(disable_timing=True)
-        ready.record()
-        return Batch(self.ids, self.labels, array, self.t_starts, device="cuda", ready=ready)
+        return Batch(self.ids, self.labels, None, self.t_starts, device=self.device, parts=self.parts)
 
 
 @node_type("batch_merge")
@@ -94,7 +80,7 @@ class BatchMerge(Node):
         while (first := await inbox.get()) is not END:
             if isinstance(first, Flush):
                 continue  # nothing open to flush
-            batch = _Open(first, max_batch)
+            batch = _Open(first)
             batch.append(first)
             flushed = await inbox.fill(batch, max_batch, time.perf_counter() + self.wait_s, cut=Flush)
             if len(batch) < max_batch:

@@ -144,7 +144,7 @@ class HostToDevice:
             host = self._pinned(max(nbytes, 2 * (0 if host is None else host.nbytes)))
         view = host[:nbytes].view(dtype).reshape(shape)
         if batch.parts is not None:
-            batch.host_array(out=view)
+            batch.stacked(out=view)
         else:
             view[...] = batch.array
         return host, self._send(view)
@@ -168,8 +168,8 @@ class HostToDevice:
     async def copy(self, batch: Any, offload: Any) -> Any:
         """Host ``batch`` → the same batch with ``array`` on the device, ``ready`` an event on the copy.
         A batch already on the device (start_from_device, GPU preprocessing) passes through untouched."""
-        if batch.parts is None and on_device(batch.array):
-            return batch
+        if on_device(batch.array if batch.parts is None else batch.parts[0]):
+            return batch  # the engine stacks device parts itself, on its own stream
         if batch.parts is None and batch.array.nbytes <= INLINE_BYTES:
             device, event = self._send(np.ascontiguousarray(batch.array))
         else:

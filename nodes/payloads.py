@@ -49,7 +49,10 @@ class ImageData:
 
 @dataclass(slots=True)
 class Image(ImageData):
-    """One preprocessed image: float32 CHW/HWC (mean-subtracted) or uint8 HWC for device-side normalizing."""
+    """One preprocessed image: float32 CHW/HWC (mean-subtracted) or uint8 HWC for device-side normalizing.
+
+    An image on the device must be complete when sent (its producer has synchronized the stream that
+    wrote it): batch_merge records no event for it, and the engine reads it on its own stream."""
 
     sample_id: int
     label: int
@@ -73,13 +76,28 @@ class Batch(ImageData):
     release: Any = None
     """Called once the consumer is done with ``array``: gives a pooled buffer back."""
     parts: list[Any] | None = None
-    """Host images not yet stacked: batch_merge defers the copy so it never runs on the event loop;
-    the consumer stacks them in its own thread (memory_copy straight into pinned memory)."""
+    """Images not yet stacked (all on the host, or all on the device, as ``device`` says): batch_merge
+    defers the copy so it never runs on the event loop; the consumer stacks them in its own thread, into
+    where it wants them (memory_copy into pinned memory, an engine into its CUDA graph's input)."""
 
-    def host_array(self, out: Any = None) -> Any:
-        """The stacked array (stacked now, into ``out`` if given, when the batch still holds parts)."""
+    def stacked(self, out: Any = None) -> Any:
+        """The stacked array (stacked now, into ``out`` if given, when the batch still holds parts).
+
+        Device parts stack on the caller's current CUDA stream, in one kernel (CuPy gathers more than
+        eight parts through a table of their addresses): one call from the engine's thread, instead of a
+        copy per image launched on the event loop."""
         if self.parts is not None:
-            self.array = stack_parts(self.parts, out=out)
+            module = type(self.parts[0]).__module__
+            if module.startswith("cupy"):
+                import cupy
+
+                self.array = cupy.stack(self.parts, out=out)
+            elif module.startswith("torch"):
+                import torch
+
+                self.array = torch.stack(self.parts, out=out)
+            else:
+                self.array = stack_parts(self.parts, out=out)
             self.parts = None
         return self.array
 

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from flowgraph import DependencyMissing
 
 from ..preprocess import MLPERF_MEANS
@@ -105,7 +107,7 @@ class TorchEngine:
             module = torch.compile(module)
         self.module = module
         self.mean = torch.tensor(MLPERF_MEANS, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)
-        self.graphs: dict[tuple[int, Any, tuple[int, ...]], tuple[Any, Any, Any]] = {}
+        self.graphs: dict[tuple[int, Any, tuple[int, ...]], tuple[Any, Any, Any, Any]] = {}
         self.pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
         self.compiled = params.compile
         # Pinned result buffers, reused (pinning memory per batch costs milliseconds): one per batch that
@@ -113,8 +115,6 @@ class TorchEngine:
         self._host_out: list[Any] = [None] * params.in_flight
         self._launches = 0
         if self.use_graphs and self.sizes:  # capture now, not on the first batches of the run
-            import numpy as np
-
             shape, dtype = (
                 ((224, 224, 3), np.uint8)
                 if params.input_format == "uint8_nhwc"
@@ -146,12 +146,14 @@ class TorchEngine:
         return self.module(self._normalize(x)).float()
 
     # -- CUDA graphs -------------------------------------------------------------------------------
-    def _graph_for(self, x: Any) -> tuple[Any, Any, Any]:
+    def _graph_for(self, n: int, dtype: Any, item_shape: tuple[int, ...]) -> tuple[Any, Any, Any, Any]:
+        """(graph, static input, static output, the input as a CuPy array) for ``n`` inputs: the smallest
+        captured bucket that holds them, captured now if there is none."""
         torch = self.torch
-        size = _bucket(x.shape[0], self.sizes)
-        key = (size, x.dtype, tuple(x.shape[1:]))
+        size = _bucket(n, self.sizes)
+        key = (size, dtype, item_shape)
         if key not in self.graphs:
-            static_in = torch.zeros((size, *x.shape[1:]), dtype=x.dtype, device=self.device)
+            static_in = torch.zeros((size, *item_shape), dtype=dtype, device=self.device)
             t0 = time.perf_counter()
             with torch.cuda.stream(self.stream):
                 for _ in range(3):  # warm up: cudnn autotuning and lazy init happen outside the capture
@@ -162,7 +164,10 @@ class TorchEngine:
                     static_out = self._forward(static_in)
             self.stream.synchronize()
             self.compile_s += time.perf_counter() - t0
-            self.graphs[key] = (graph, static_in, static_out)
+            import cupy
+
+            # Made once: a CuPy view of a torch tensor is cheap to use and slow-ish to make.
+            self.graphs[key] = (graph, static_in, static_out, cupy.from_dlpack(static_in.detach()))
         return self.graphs[key]
 
     def prepare(self, example: Any) -> None:
@@ -171,7 +176,7 @@ class TorchEngine:
             return
         x = self._as_tensor(example)
         for size in sorted(self.sizes, reverse=True):  # largest first: smaller graphs reuse its pool
-            self._graph_for(x[:1].expand(size, *x.shape[1:]))
+            self._graph_for(size, x.dtype, tuple(x.shape[1:]))
         # Pin the result buffers now too (milliseconds each, stalling CUDA calls meanwhile), not on the
         # run's first launches: one per batch in flight, sized for the largest graph's output.
         if self.graphs:
@@ -184,26 +189,34 @@ class TorchEngine:
     def _launch(self, batch: Any) -> Any:
         """Queue the batch's work on the stream (runs in the node's thread: eager launches cost ms of CPU)."""
         torch = self.torch
-        batch.host_array()  # a batch of deferred host parts is stacked here, in the engine's thread
         if not self.cuda:
             with torch.inference_mode():
-                return self._forward(self._as_tensor(batch.array)).numpy()
-        with torch.inference_mode(), torch.cuda.stream(self.stream):
+                return self._forward(self._as_tensor(batch.stacked())).numpy()
+        with torch.inference_mode(), torch.cuda.stream(self.stream), self.cupy_stream:
             ready = batch.ready
             if ready is not None:
                 if isinstance(ready, torch.cuda.Event):
                     self.stream.wait_event(ready)
                 else:
                     self.cupy_stream.wait_event(ready)
-            x = self._as_tensor(batch.array)
-            n = x.shape[0]
+            n = len(batch.sample_ids)
             if self.use_graphs:
-                graph, static_in, static_out = self._graph_for(x)
-                static_in[:n].copy_(x)
+                if batch.parts is not None and batch.device == "cuda":
+                    # Images on the device are gathered straight into the graph's input, one kernel on
+                    # this stream: no batch buffer, no copy per image.
+                    first = batch.parts[0]
+                    is_torch = isinstance(first, torch.Tensor)
+                    dtype = first.dtype if is_torch else torch.from_numpy(np.empty(0, first.dtype)).dtype
+                    graph, as_torch, static_out, as_cupy = self._graph_for(n, dtype, tuple(first.shape))
+                    batch.stacked(out=(as_torch if is_torch else as_cupy)[:n])
+                else:
+                    x = self._as_tensor(batch.stacked())  # host parts are stacked here, in this thread
+                    graph, static_in, static_out, _ = self._graph_for(n, x.dtype, tuple(x.shape[1:]))
+                    static_in[:n].copy_(x)
                 graph.replay()
                 out = static_out[:n]
             else:
-                out = self._forward(x)
+                out = self._forward(self._as_tensor(batch.stacked()))
             slot = self._launches % len(self._host_out)
             self._launches += 1
             buffer = self._host_out[slot]
@@ -224,7 +237,7 @@ class TorchEngine:
         # hand-off (~80 µs round trip), which is what SingleStream latency is made of.
         inline = (
             self.use_graphs
-            and batch.parts is None
+            and (batch.parts is None or batch.device == "cuda")  # host parts stack in a thread
             and len(batch.sample_ids) <= self.inline_batch
             and any(key[0] >= len(batch.sample_ids) for key in self.graphs)
         )

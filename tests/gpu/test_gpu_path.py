@@ -205,22 +205,74 @@ async def test_memory_copy_pins_its_buffers_at_setup_and_copies_through_them():
     copier.close()
 
 
-def test_a_batch_of_device_images_carries_an_event_the_engine_waits_for():
-    # start_from_device: batch_merge copies device images into the batch on the loop's current stream;
-    # the engine's stream is not ordered after it, so the batch must carry an event marking the copies.
+async def test_device_images_are_gathered_into_the_graph_input_by_the_engine(pruned, tmp_path):
+    # start_from_device: batch_merge only references device images (no CUDA call on the loop); the
+    # engine gathers them into its CUDA graph's input on its own stream. Scores must match the same
+    # images stacked on the host, both for a gather in one kernel (> 8 images) and for a small batch.
     import cupy
 
     from flowgraph.nodes.batching import _Open
-    from flowgraph.nodes.payloads import Image
+    from flowgraph.nodes.inference.node import InferenceParams
+    from flowgraph.nodes.inference.torch_backend import TorchEngine
+    from flowgraph.nodes.payloads import Batch, Image
 
-    images = [cupy.full((224, 224, 3), k, cupy.uint8) for k in range(5)]
-    building = _Open(Image(0, 0, images[0]), 8)
-    for k, image in enumerate(images):
-        building.append(Image(k, 0, image))
-    batch = building.seal()
-    assert batch.device == "cuda" and isinstance(batch.ready, cupy.cuda.Event)
-    batch.ready.synchronize()
-    assert np.array_equal(cupy.asnumpy(batch.array), np.stack([cupy.asnumpy(i) for i in images]))
+    async def offload(fn, *args):
+        return fn(*args)
+
+    class Ctx:
+        cache_dir = tmp_path
+
+    Ctx.offload = staticmethod(offload)
+    params = InferenceParams(
+        backend="torch", device="cuda", precision="fp32", model=str(pruned), batch_sizes=[16], batch_step=8
+    )
+    engine = TorchEngine(pruned, params, 0, Ctx())
+    rng = np.random.default_rng(3)
+    host = rng.integers(0, 256, (12, 224, 224, 3), dtype=np.uint8)
+    images = [cupy.asarray(x) for x in host]
+    cupy.cuda.runtime.deviceSynchronize()  # the contract: a device image is complete when sent
+    for n in (12, 3):
+        building = _Open(Image(0, 0, images[0]))
+        for k in range(n):
+            building.append(Image(k, 0, images[k]))
+        batch = building.seal()
+        assert batch.device == "cuda" and batch.array is None and len(batch.parts) == n
+        gathered = await engine.infer(batch)
+        stacked = await engine.infer(Batch(list(range(n)), [0] * n, host[:n]))
+        assert np.allclose(gathered, stacked, atol=1e-4, rtol=1e-4)
+        assert not np.allclose(gathered[0], gathered[1])
+    engine.close()
+
+
+def test_device_parts_stack_on_the_current_stream_into_the_given_buffer():
+    import cupy
+
+    from flowgraph.nodes.payloads import Batch
+
+    parts = [cupy.full((4, 5, 3), k, cupy.uint8) for k in range(10)]
+    out = cupy.zeros((12, 4, 5, 3), cupy.uint8)
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        stacked = Batch(list(range(10)), [0] * 10, None, device="cuda", parts=parts).stacked(out=out[:10])
+    stream.synchronize()
+    assert stacked.data.ptr == out.data.ptr
+    assert [int(v) for v in out[:, 0, 0, 0].get()] == [*range(10), 0, 0]
+
+
+async def test_memory_copy_passes_a_batch_of_device_images_on_unstacked():
+    import cupy
+
+    from flowgraph.nodes.gpu import HostToDevice
+    from flowgraph.nodes.payloads import Batch
+
+    async def offload(fn, *args):
+        raise AssertionError("nothing to copy, so nothing to offload")
+
+    parts = [cupy.zeros((224, 224, 3), cupy.uint8) for _ in range(3)]
+    batch = Batch([0, 1, 2], [0] * 3, None, device="cuda", parts=parts)
+    copier = HostToDevice(1)
+    assert await copier.copy(batch, offload) is batch and batch.parts is parts and batch.ready is None
+    copier.close()
 
 
 async def test_a_small_batch_copies_from_pageable_memory_that_may_be_reused_at_once():

@@ -27,7 +27,7 @@ def images(n):
 async def test_full_batches_then_the_partial_one_at_end_of_stream():
     report = await Graph.from_text(GRAPH.format(wait=1_000_000)).run(images(10))
     assert [b.sample_ids for b in report.results] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
-    stacked = report.results[2].host_array()
+    stacked = report.results[2].stacked()
     assert stacked.shape == (2, 2, 2, 3) and stacked[1, 0, 0, 0] == 9
 
 

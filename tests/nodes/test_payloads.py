@@ -37,11 +37,11 @@ def test_without_out_and_odd_parts_fall_back_to_numpy() -> None:
         stack_parts(parts, out=np.zeros((3, 3, 4), np.float32))
 
 
-def test_batch_host_array_stacks_its_parts_once() -> None:
+def test_batch_stacked_stacks_its_parts_once() -> None:
     parts = [np.full((2, 2), k, np.uint8) for k in range(3)]
     batch = Batch(sample_ids=[0, 1, 2], labels=[0, 0, 0], array=None, parts=parts)
-    first = batch.host_array()
-    assert batch.parts is None and batch.host_array() is first
+    first = batch.stacked()
+    assert batch.parts is None and batch.stacked() is first
     np.testing.assert_array_equal(first, np.stack(parts))
 
 
