@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from flowgraph import Graph, run_event_loop
+from flowgraph.load import parse_override
 
 RESNET50_FLOP = 8.2e9  # per 224x224 image (4.1 G multiply-adds)
 H100_FP16_DENSE = 989.4e12  # H100 SXM tensor-core peak, dense fp16
@@ -418,8 +419,9 @@ def latency(count: int) -> dict[str, Any]:
     return rows
 
 
-def qsl_offline(bs: int, engines: int) -> dict[str, Any]:
-    """LoadGen Offline through the real harness: samples in host memory vs kept on the GPU."""
+def qsl_offline(bs: int, engines: int, target_qps: float, extra: dict[str, Any]) -> dict[str, Any]:
+    """LoadGen Offline through the real harness: samples in host memory vs kept on the GPU.
+    ``extra``: more graph overrides (``--set``), e.g. ``compile=true``."""
     from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
 
     out = {}
@@ -431,9 +433,10 @@ def qsl_offline(bs: int, engines: int) -> dict[str, Any]:
             "batch_size": bs,
             "engine_num": engines,
             "loadgen.start_from_device": on_device,
+            **extra,
         }
         options = LoadgenOptions(
-            scenario="Offline", target_qps=12000, time_s=5, output=Path(f"/tmp/lg/off-{on_device}")
+            scenario="Offline", target_qps=target_qps, time_s=5, output=Path(f"/tmp/lg/off-{on_device}")
         )
         r = run_event_loop(
             run_loadgen(Path("graphs/resnet50_offline_gpu.yaml"), overrides, options, lambda m: None, CACHE)
@@ -458,7 +461,10 @@ def main() -> None:
     parser.add_argument(
         "--compile", action="store_true", help="ceiling: also torch.compile at the largest bs"
     )
-    parser.add_argument("--qps", type=float, nargs="+", default=[6000, 9000, 11000, 12500])
+    parser.add_argument(
+        "--qps", type=float, nargs="+", default=None, help="loadgen: Server targets; qsl: Offline's"
+    )
+    parser.add_argument("--set", action="append", default=[], help="qsl: a graph override, e.g. compile=true")
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--decode-workers", type=int, nargs="+", default=[2])
     parser.add_argument(
@@ -490,10 +496,11 @@ def main() -> None:
     elif args.part == "latency":
         result = latency(args.count)
     elif args.part == "qsl":
-        result = qsl_offline(args.sizes[-1], args.engines[0])
+        extra = dict(parse_override(text) for text in args.set)
+        result = qsl_offline(args.sizes[-1], args.engines[0], args.qps[0] if args.qps else 12000, extra)
     else:
         result = loadgen(
-            args.qps,
+            args.qps or [6000, 9000, 11000, 12500],
             args.seconds,
             args.waits,
             args.engines,

@@ -184,6 +184,22 @@ class TorchEngine:
             self._host_out = [
                 self.torch.empty(out.shape, dtype=out.dtype, pin_memory=True) for _ in self._host_out
             ]
+            self._warm_gathers()
+
+    def _warm_gathers(self) -> None:
+        """Gather device images into the largest graph's input once, the two ways ``Batch.stacked`` may:
+        CuPy compiles each kernel on first use (NVRTC, ~0.1–0.3 s on a machine with no kernel cache),
+        which must not happen inside the first batches of a Server run."""
+        import cupy
+
+        largest = max(self.graphs, key=lambda key: key[0])
+        size, _, item_shape = largest
+        as_cupy = self.graphs[largest][3]
+        part = cupy.zeros(item_shape, as_cupy.dtype)
+        with self.cupy_stream:
+            for n in {1, min(size, 9)}:  # one copy per part (<= 8 parts); one kernel for them all (> 8)
+                cupy.stack([part] * n, out=as_cupy[:n])
+        self.cupy_stream.synchronize()
 
     # -- running -----------------------------------------------------------------------------------
     def _launch(self, batch: Any) -> Any:
