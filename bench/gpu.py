@@ -419,14 +419,18 @@ def latency(count: int) -> dict[str, Any]:
     return rows
 
 
-def qsl_offline(bs: int, engines: int, target_qps: float, extra: dict[str, Any]) -> dict[str, Any]:
+def qsl_offline(
+    bs: int, engines: int, target_qps: float, extra: dict[str, Any], where: str = "both"
+) -> dict[str, Any]:
     """LoadGen Offline through the real harness: samples in host memory vs kept on the GPU.
     ``extra``: more graph overrides (``--set``), e.g. ``compile=true``."""
     from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
 
     out = {}
     print("\n| QSL samples | LoadGen Offline samples/s | VALID |\n|---|---|---|")
-    for where, on_device in (("host memory", False), ("GPU memory (start_from_device)", True)):
+    for name, on_device in (("host memory", False), ("GPU memory (start_from_device)", True)):
+        if where != "both" and on_device != (where == "device"):
+            continue
         overrides = {
             "dataset.synthetic_count": 1024,
             "preprocess_workers": 16,
@@ -442,12 +446,12 @@ def qsl_offline(bs: int, engines: int, target_qps: float, extra: dict[str, Any])
             run_loadgen(Path("graphs/resnet50_offline_gpu.yaml"), overrides, options, lambda m: None, CACHE)
         )
         rate = r.metrics.get("Samples per second", "?")
-        print(f"| {where} | {rate} | {r.valid} |", flush=True)
+        print(f"| {name} | {rate} | {r.valid} |", flush=True)
         if r.report is not None and not on_device:
             from flowgraph.cli import print_report
 
             print_report(r.report)
-        out[where] = {"samples_per_s": rate, "valid": r.valid, "reasons": r.reasons}
+        out[name] = {"samples_per_s": rate, "valid": r.valid, "reasons": r.reasons}
     return out
 
 
@@ -463,6 +467,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--qps", type=float, nargs="+", default=None, help="loadgen: Server targets; qsl: Offline's"
+    )
+    parser.add_argument(
+        "--qsl", choices=("both", "host", "device"), default="both", help="qsl: where samples live"
     )
     parser.add_argument("--set", action="append", default=[], help="qsl: a graph override, e.g. compile=true")
     parser.add_argument("--seconds", type=float, default=8)
@@ -497,7 +504,9 @@ def main() -> None:
         result = latency(args.count)
     elif args.part == "qsl":
         extra = dict(parse_override(text) for text in args.set)
-        result = qsl_offline(args.sizes[-1], args.engines[0], args.qps[0] if args.qps else 12000, extra)
+        result = qsl_offline(
+            args.sizes[-1], args.engines[0], args.qps[0] if args.qps else 12000, extra, args.qsl
+        )
     else:
         result = loadgen(
             args.qps or [6000, 9000, 11000, 12500],
