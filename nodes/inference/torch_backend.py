@@ -104,6 +104,11 @@ class TorchEngine:
         if params.compile:
             cache = Path(params.cache_dir or context.cache_dir / "engines") / "inductor"
             os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache))  # compiled kernels survive restarts
+            # Dynamo keeps its compiled variants per code object, shared by every engine's module: each
+            # engine adds ~3 (the first batch size, the dynamic one, batch size 1), so with two engines
+            # the default limit of 8 was hit on the H100 and later buckets silently ran eager.
+            config = torch._dynamo.config
+            config.recompile_limit = max(config.recompile_limit, 4 * (engine_index + 1) + 4)
             module = torch.compile(module)
         self.module = module
         self.mean = torch.tensor(MLPERF_MEANS, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)

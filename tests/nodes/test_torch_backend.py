@@ -64,3 +64,29 @@ def test_torch_backend_in_the_graph_agrees_with_onnxruntime(dataset, pruned_mode
     ).run_sync(cache_dir=tmp_path)
     assert {p.sample_id: p.top1 for p in pipelined.results} == by_id
     assert torch_run.summaries["postprocess"]["backend"] == "torch"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's imports use torch.jit (2.13)
+def test_compiled_engines_leave_dynamo_room_for_every_engines_variants(pruned_model, tmp_path):
+    # Dynamo's compiled variants are counted per code object, shared by all engines' modules; at the
+    # default limit (8) a second compiled engine's later batch sizes silently ran eager on the H100.
+    from flowgraph.nodes.inference.node import InferenceParams
+    from flowgraph.nodes.inference.torch_backend import TorchEngine
+
+    class Ctx:
+        cache_dir = tmp_path
+
+        @staticmethod
+        async def offload(fn, *args):
+            return fn(*args)
+
+    config = torch._dynamo.config
+    before = config.recompile_limit
+    try:
+        config.recompile_limit = 8
+        params = InferenceParams(backend="torch", model=str(pruned_model), compile=True, engine_num=3)
+        for index in range(3):
+            TorchEngine(pruned_model, params, index, Ctx())  # compiles lazily: nothing runs here
+        assert config.recompile_limit >= 3 * 3 + 1
+    finally:
+        config.recompile_limit = before
