@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,6 +29,18 @@ def jpegs(tmp_path_factory) -> Path:
     from flowgraph.nodes.dataset import write_synthetic_dataset
 
     return write_synthetic_dataset(tmp_path_factory.mktemp("d"), 40, seed=2)
+
+
+def cuda_torch_engine(model: Path, cache_dir: Path, **params: Any) -> Any:
+    """A torch engine on the GPU whose offload runs inline: the test drives it from one task."""
+    from flowgraph.nodes.inference.node import InferenceParams
+    from flowgraph.nodes.inference.torch_backend import TorchEngine
+
+    async def inline(fn: Any, *args: Any) -> Any:
+        return fn(*args)
+
+    params = InferenceParams(backend="torch", device="cuda", model=str(model), **params)
+    return TorchEngine(model, params, 0, SimpleNamespace(cache_dir=cache_dir, offload=inline))
 
 
 def reference_top1(dataset: Path, model: Path) -> dict[int, int]:
@@ -101,21 +115,9 @@ def test_cuda_graph_buckets_match_eager(pruned, tmp_path):
 async def test_batches_launched_before_either_is_collected_keep_their_own_results(pruned, tmp_path):
     # in_flight 2: the second batch is queued on the stream before the first's result is read, so each
     # needs its own pinned result buffer; with one shared buffer both would read the second's scores.
-    from flowgraph.nodes.inference.node import InferenceParams
-    from flowgraph.nodes.inference.torch_backend import TorchEngine
     from flowgraph.nodes.payloads import Batch
 
-    async def offload(fn, *args):
-        return fn(*args)
-
-    class Ctx:
-        cache_dir = tmp_path
-
-    Ctx.offload = staticmethod(offload)
-    params = InferenceParams(
-        backend="torch", device="cuda", precision="fp32", model=str(pruned), batch_sizes=[4], in_flight=2
-    )
-    engine = TorchEngine(pruned, params, 0, Ctx())
+    engine = cuda_torch_engine(pruned, tmp_path, precision="fp32", batch_sizes=[4], in_flight=2)
     pinned = [buffer.data_ptr() for buffer in engine._host_out]  # pinned at setup, one per batch in flight
     assert len(set(pinned)) == 2 and all(buffer.is_pinned() for buffer in engine._host_out)
     rng = np.random.default_rng(1)
@@ -212,21 +214,9 @@ async def test_device_images_are_gathered_into_the_graph_input_by_the_engine(pru
     import cupy
 
     from flowgraph.nodes.batching import _Open
-    from flowgraph.nodes.inference.node import InferenceParams
-    from flowgraph.nodes.inference.torch_backend import TorchEngine
     from flowgraph.nodes.payloads import Batch, Image
 
-    async def offload(fn, *args):
-        return fn(*args)
-
-    class Ctx:
-        cache_dir = tmp_path
-
-    Ctx.offload = staticmethod(offload)
-    params = InferenceParams(
-        backend="torch", device="cuda", precision="fp32", model=str(pruned), batch_sizes=[16], batch_step=8
-    )
-    engine = TorchEngine(pruned, params, 0, Ctx())
+    engine = cuda_torch_engine(pruned, tmp_path, precision="fp32", batch_sizes=[16], batch_step=8)
     rng = np.random.default_rng(3)
     host = rng.integers(0, 256, (12, 224, 224, 3), dtype=np.uint8)
     images = [cupy.asarray(x) for x in host]
