@@ -41,7 +41,7 @@ class Failure:
 
 
 class Collector(Protocol):
-    """What ``Inbox.fill`` appends to: a list, or a batch that copies each item in as it arrives."""
+    """What ``Inbox.fill`` appends to: a list, or a batch being filled (anything with append and len)."""
 
     def append(self, item: Any, /) -> None: ...
 

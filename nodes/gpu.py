@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["HostToDevice", "array_module", "cuda_problem", "new_stream", "on_device", "stream_done"]
+__all__ = ["HostToDevice", "cuda_problem", "new_stream", "on_device", "stream_done"]
 
 _STREAMS: list[Any] = []
 
@@ -38,17 +38,6 @@ def on_device(array: Any) -> bool:
     if module.startswith("cupy"):
         return True
     return module.startswith("torch") and getattr(array, "is_cuda", False)
-
-
-def array_module(array: Any) -> Any:
-    """cupy for a CuPy array, else numpy: code that allocates alongside ``array`` stays on its device."""
-    if type(array).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    import numpy
-
-    return numpy
 
 
 def cuda_problem(what: str) -> str | None:

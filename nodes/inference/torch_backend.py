@@ -182,28 +182,26 @@ class TorchEngine:
         x = self._as_tensor(example)
         for size in sorted(self.sizes, reverse=True):  # largest first: smaller graphs reuse its pool
             self._graph_for(size, x.dtype, tuple(x.shape[1:]))
+        if not self.graphs:
+            return
+        _, _, out, as_cupy = self.graphs[max(self.graphs, key=lambda key: key[0])]
         # Pin the result buffers now too (milliseconds each, stalling CUDA calls meanwhile), not on the
         # run's first launches: one per batch in flight, sized for the largest graph's output.
-        if self.graphs:
-            out = max(self.graphs.values(), key=lambda g: g[2].shape[0])[2]
-            self._host_out = [
-                self.torch.empty(out.shape, dtype=out.dtype, pin_memory=True) for _ in self._host_out
-            ]
-            self._warm_gathers()
+        self._host_out = [
+            self.torch.empty(out.shape, dtype=out.dtype, pin_memory=True) for _ in self._host_out
+        ]
+        self._warm_gathers(as_cupy)
 
-    def _warm_gathers(self) -> None:
-        """Gather device images into the largest graph's input once, the two ways ``Batch.stacked`` may:
-        CuPy compiles each kernel on first use (NVRTC, ~0.1–0.3 s on a machine with no kernel cache),
-        which must not happen inside the first batches of a Server run."""
+    def _warm_gathers(self, into: Any) -> None:
+        """Gather device images into ``into`` (the largest graph's input) once, the two ways
+        ``Batch.stacked`` may: CuPy compiles each kernel on first use (NVRTC, ~0.1–0.3 s on a machine
+        with no kernel cache), which must not happen inside the first batches of a Server run."""
         import cupy
 
-        largest = max(self.graphs, key=lambda key: key[0])
-        size, _, item_shape = largest
-        as_cupy = self.graphs[largest][3]
-        part = cupy.zeros(item_shape, as_cupy.dtype)
+        part = cupy.zeros(into.shape[1:], into.dtype)
         with self.cupy_stream:
-            for n in {1, min(size, 9)}:  # one copy per part (<= 8 parts); one kernel for them all (> 8)
-                cupy.stack([part] * n, out=as_cupy[:n])
+            for n in {1, min(len(into), 9)}:  # one copy per part (<= 8 parts); one kernel for all (> 8)
+                cupy.stack([part] * n, out=into[:n])
         self.cupy_stream.synchronize()
 
     # -- running -----------------------------------------------------------------------------------
