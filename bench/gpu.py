@@ -1,6 +1,6 @@
 """GPU benchmarks, run on the device machine, one part per call (device time is scarce):
 
-    python bench/gpu.py ceiling   # 1. bare CUDA-graph replays, data on the device (+ torch.compile at bs 256)
+    python bench/gpu.py ceiling   # 1. bare CUDA-graph replays, data on the device (--compile [auto] [static])
     python bench/gpu.py offline   # 2. the graph, samples preloaded in host memory, H2D included
     python bench/gpu.py jpeg      # 3. end to end from JPEG files, nvJPEG decode vs OpenCV decode
     python bench/gpu.py loadgen   # 4. Server QPS sweep under a 15 ms p99 bound; SingleStream p90
@@ -50,8 +50,21 @@ def mfu(img_s: float) -> float:
     return img_s * RESNET50_FLOP / H100_FP16_DENSE
 
 
-def ceiling(sizes: list[int], compile_too: bool) -> dict[str, Any]:
-    """Replays of the engine's own CUDA graph (normalization + ResNet50, fp16, channels_last)."""
+VARIANTS = {
+    "eager": ("fp16 CUDA graph", {}),
+    "auto": ("fp16 torch.compile (shapes auto) + CUDA graph", {"compile": True}),
+    "static": (
+        "fp16 torch.compile (shapes static) + CUDA graph",
+        {"compile": True, "compile_shapes": "static"},
+    ),
+}
+"""``ceiling`` variants: the engine's settings for each. 'auto' is what an engine with several buckets
+gets by default (the first, largest size specialized, one dynamic-shape compile for the rest)."""
+
+
+def ceiling(sizes: list[int], variants: list[str]) -> dict[str, Any]:
+    """Replays of the engine's own CUDA graph (normalization + ResNet50, fp16, channels_last), one engine
+    per variant, its graphs captured largest first as the engine's ``prepare`` does."""
     import torch
 
     from flowgraph.nodes.inference.node import InferenceParams
@@ -59,25 +72,18 @@ def ceiling(sizes: list[int], compile_too: bool) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     model = model_path()
-    variants = [("fp16 CUDA graph", False)] + (
-        [("fp16 torch.compile + CUDA graph", True)] if compile_too else []
-    )
-    for name, compiled in variants:
-        for bs in sizes if not compiled or len(sizes) == 1 else [max(sizes)]:
+    for variant in variants:
+        name, settings = VARIANTS[variant]
+        params = InferenceParams(
+            backend="torch", device="cuda", precision="fp16", model=str(model), **settings
+        )  # no batch_sizes: nothing captured at construction, each size below captures its own graph
+        engine = TorchEngine(model, params, 0, _Ctx())
+        engine.sizes = sorted(sizes)  # each size its own bucket, as a Server engine's batch_step gives
+        for bs in sorted(sizes, reverse=True):
             t0 = time.perf_counter()
-            params = InferenceParams(
-                backend="torch",
-                device="cuda",
-                precision="fp16",
-                model=str(model),
-                batch_sizes=[bs],
-                compile=compiled,
-            )
-            engine = TorchEngine(model, params, 0, _Ctx())
+            graph, static_in, _, _ = engine._graph_for(bs, torch.uint8, (224, 224, 3))
             setup_s = time.perf_counter() - t0
-            x = torch.randint(0, 255, (bs, 224, 224, 3), dtype=torch.uint8, device="cuda")
-            graph, static_in, _ = engine._graph_for(x)
-            static_in.copy_(x)
+            static_in.copy_(torch.randint(0, 255, static_in.shape, dtype=torch.uint8, device="cuda"))
             iters = max(20, 3000 // bs)
             with torch.cuda.stream(engine.stream):
                 for _ in range(5):
@@ -88,8 +94,9 @@ def ceiling(sizes: list[int], compile_too: bool) -> dict[str, Any]:
                     graph.replay()
                 engine.stream.synchronize()
             dt = (time.perf_counter() - t0) / iters
-            out[f"{name} bs{bs}"] = {
+            out[f"{variant} bs{bs}"] = {
                 "name": name,
+                "variant": variant,
                 "bs": bs,
                 "ms": dt * 1e3,
                 "img_s": bs / dt,
@@ -100,9 +107,9 @@ def ceiling(sizes: list[int], compile_too: bool) -> dict[str, Any]:
                 f"| {name} | {bs} | {dt * 1e3:.3f} | {bs / dt:,.0f} | {100 * mfu(bs / dt):.1f}% | {setup_s:.1f} |",
                 flush=True,
             )
-            engine.close()
-            del engine, graph
-            torch.cuda.empty_cache()
+        engine.close()
+        del engine
+        torch.cuda.empty_cache()
     return out
 
 
@@ -136,8 +143,8 @@ def offline(sizes: list[int], engines_list: list[int], images: int, compiled: bo
     pool = [
         rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(1024)
     ]  # the QSL, in host memory
-    runs = ceiling(sizes, compiled).values()
-    ceilings = {r["bs"]: r["img_s"] for r in runs if ("compile" in r.get("name", "")) == compiled}
+    runs = ceiling(sizes, ["auto" if compiled else "eager"]).values()
+    ceilings = {r["bs"]: r["img_s"] for r in runs}
     out = {}
     for engines in engines_list:
         for bs in sizes:
@@ -373,8 +380,8 @@ def latency(count: int) -> dict[str, Any]:
             backend="torch", device="cuda", precision="fp16", model=str(model), batch_sizes=[1]
         )
         engine = TorchEngine(model, params, 0, Ctx())
-        x = torch.from_numpy(image[None]).cuda()
-        graph, static_in, _ = engine._graph_for(x)
+        graph, static_in, _, _ = engine._graph_for(1, torch.uint8, image.shape)
+        static_in.copy_(torch.from_numpy(image[None]))
         times: list[float] = []
         with torch.cuda.stream(engine.stream):
             for _ in range(count):
@@ -408,8 +415,8 @@ def latency(count: int) -> dict[str, Any]:
                 times.append(time.perf_counter() - t0)
             record(f"memory_copy + engine.infer, {mode}", times)
             copier.close()
-            graph = Graph.from_text(SINGLE.format(model=model))
-            times = await one_query_at_a_time(graph, image, count, cache_dir=CACHE)
+            pipeline = Graph.from_text(SINGLE.format(model=model))
+            times = await one_query_at_a_time(pipeline, image, count, cache_dir=CACHE)
             record(f"the graph (submit → result), {mode}", times)
         gpu.WAIT_MODE = "callback"
         engine.close()
@@ -463,7 +470,11 @@ def main() -> None:
     parser.add_argument("--engines", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--images", type=int, default=32768)
     parser.add_argument(
-        "--compile", action="store_true", help="ceiling: also torch.compile at the largest bs"
+        "--compile",
+        nargs="*",
+        choices=("auto", "static"),
+        default=None,
+        help="ceiling: also torch.compile, shapes auto (the default) and/or static; offline: compiled",
     )
     parser.add_argument(
         "--qps", type=float, nargs="+", default=None, help="loadgen: Server targets; qsl: Offline's"
@@ -494,10 +505,11 @@ def main() -> None:
     )
     if args.part == "ceiling":
         print("| variant | bs | ms/batch | img/s | MFU | setup s |\n|---|---|---|---|---|---|")
-        result = ceiling(args.sizes, args.compile)
+        compiled = [] if args.compile is None else args.compile or ["auto"]  # bare --compile: auto
+        result = ceiling(args.sizes, ["eager", *compiled])
     elif args.part == "offline":
         print("| variant | bs | ms/batch | img/s | MFU | setup s |\n|---|---|---|---|---|---|")
-        result = offline(args.sizes, args.engines, args.images, args.compile)
+        result = offline(args.sizes, args.engines, args.images, args.compile is not None)
     elif args.part == "jpeg":
         result = jpeg(1024, 8, args.engines[0], args.sizes[0], args.decode_workers)
     elif args.part == "latency":

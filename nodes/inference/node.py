@@ -48,6 +48,12 @@ class InferenceParams(BaseModel):
     device: Literal["cpu", "cuda"] = Field("cpu", description="where the engines run")
     cuda_graphs: bool = Field(True, description="torch: capture a CUDA graph per batch size")
     compile: bool = Field(False, description="torch: torch.compile the model first (slow start, faster run)")
+    compile_shapes: Literal["auto", "static"] = Field(
+        "auto",
+        description="torch.compile: 'auto' lets torch specialize the first batch size and share one "
+        "dynamic-shape compile among the rest; 'static' compiles every CUDA-graph bucket for its own "
+        "size (a compile each at setup)",
+    )
     batch_sizes: list[int] = Field(
         default_factory=list, description="torch/tensorrt: batch sizes to prepare ahead"
     )

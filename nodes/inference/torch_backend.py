@@ -105,11 +105,14 @@ class TorchEngine:
             cache = Path(params.cache_dir or context.cache_dir / "engines") / "inductor"
             os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache))  # compiled kernels survive restarts
             # Dynamo keeps its compiled variants per code object, shared by every engine's module: each
-            # engine adds ~3 (the first batch size, the dynamic one, batch size 1), so with two engines
-            # the default limit of 8 was hit on the H100 and later buckets silently ran eager.
+            # engine adds ~3 (the first batch size, the dynamic one, batch size 1), or one per bucket when
+            # static; with two engines the default limit of 8 was hit on the H100 and later buckets
+            # silently ran eager.
+            static = params.compile_shapes == "static"
+            per_engine = len(self.sizes) + 2 if static else 4
             config = torch._dynamo.config
-            config.recompile_limit = max(config.recompile_limit, 4 * (engine_index + 1) + 4)
-            module = torch.compile(module)
+            config.recompile_limit = max(config.recompile_limit, per_engine * (engine_index + 1) + 4)
+            module = torch.compile(module, dynamic=False if static else None)
         self.module = module
         self.mean = torch.tensor(MLPERF_MEANS, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)
         self.graphs: dict[tuple[int, Any, tuple[int, ...]], tuple[Any, Any, Any, Any]] = {}

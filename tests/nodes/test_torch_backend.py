@@ -67,11 +67,17 @@ def test_torch_backend_in_the_graph_agrees_with_onnxruntime(dataset, pruned_mode
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's imports use torch.jit (2.13)
-def test_compiled_engines_leave_dynamo_room_for_every_engines_variants(pruned_model, tmp_path):
+@pytest.mark.parametrize(
+    ("shapes", "variants_per_engine"),
+    [("auto", 3), ("static", 19)],  # auto: first size, dynamic, bs 1; static: each of 19 Server buckets
+)
+def test_compiled_engines_leave_dynamo_room_for_every_engines_variants(
+    pruned_model, tmp_path, shapes, variants_per_engine
+):
     # Dynamo's compiled variants are counted per code object, shared by all engines' modules; at the
     # default limit (8) a second compiled engine's later batch sizes silently ran eager on the H100.
     from flowgraph.nodes.inference.node import InferenceParams
-    from flowgraph.nodes.inference.torch_backend import TorchEngine
+    from flowgraph.nodes.inference.torch_backend import TorchEngine, graph_sizes
 
     class Ctx:
         cache_dir = tmp_path
@@ -84,9 +90,18 @@ def test_compiled_engines_leave_dynamo_room_for_every_engines_variants(pruned_mo
     before = config.recompile_limit
     try:
         config.recompile_limit = 8
-        params = InferenceParams(backend="torch", model=str(pruned_model), compile=True, engine_num=3)
+        params = InferenceParams(
+            backend="torch",
+            model=str(pruned_model),
+            compile=True,
+            compile_shapes=shapes,
+            engine_num=3,
+            batch_sizes=[128],
+            batch_step=8,
+        )
+        assert len(graph_sizes([128], 8)) == 19
         for index in range(3):
             TorchEngine(pruned_model, params, index, Ctx())  # compiles lazily: nothing runs here
-        assert config.recompile_limit >= 3 * 3 + 1
+        assert config.recompile_limit >= 3 * variants_per_engine + 1
     finally:
         config.recompile_limit = before
