@@ -12,13 +12,16 @@ batches on the stream (``in_flight``).
 Inputs: a ``Batch`` whose array is host numpy or a device array (CuPy, torch), either uint8 NHWC
 (normalized here, on the device: MLPERF means, no std) or float32 NCHW/NHWC already normalized.
 The normalization is captured into the CUDA graph with the model.
+The engines of one node share one model (``_shared_module``): one set of weights, one compile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +72,50 @@ def _bucket(n: int, sizes: list[int]) -> int:
     return power
 
 
+_MODULES: weakref.WeakValueDictionary[tuple[Any, ...], Any] = weakref.WeakValueDictionary()
+"""Modules in use, by what makes them: the engines of a node share one (see ``_shared_module``)."""
+_MODULES_LOCK = threading.Lock()
+_compiled_modules = 0
+
+
+def _shared_module(
+    model: Path | str, params: Any, device: Any, dtype: Any, sizes: list[int]
+) -> tuple[Any, bool]:
+    """The model on ``device`` in ``dtype`` (channels_last on cuda, compiled if asked), and whether an
+    engine already had it.
+
+    Why shared: engines only read the weights, and each replays its own CUDA graphs on its own stream,
+    so one module serves them all; and torch.compile then compiles once for the node, not once per
+    engine (two compiled engines took ~70 s of setup on the H100). Held weakly: a module goes when its
+    last engine does."""
+    global _compiled_modules
+    import torch
+
+    path = Path(str(model))
+    built = path.stat().st_mtime_ns if path.is_file() else None  # a file rewritten since is a new model
+    key = (str(model), built, str(device), dtype, params.compile, params.compile and params.compile_shapes)
+    with _MODULES_LOCK:
+        module = _MODULES.get(key)
+        if module is not None:
+            return module, True
+        module = load_module(model).to(device, dtype)
+        if device.type == "cuda":
+            module = module.to(memory_format=torch.channels_last)
+        if params.compile:
+            # Dynamo counts compiled variants per code object, and every module built in this process
+            # shares its forward's code: each adds ~3 (the first batch size, the dynamic one, batch size
+            # 1), or one per bucket when static. At the default limit of 8 a second module's later batch
+            # sizes silently ran eager on the H100, so the limit grows with every module compiled.
+            static = params.compile_shapes == "static"
+            _compiled_modules += 1
+            per_module = len(sizes) + 2 if static else 4
+            config = torch._dynamo.config
+            config.recompile_limit = max(config.recompile_limit, per_module * _compiled_modules + 4)
+            module = torch.compile(module, dynamic=False if static else None)
+        _MODULES[key] = module
+        return module, False
+
+
 class TorchEngine:
     """One model instance on one stream; ``infer`` is awaited by one inference worker at a time."""
 
@@ -98,22 +145,10 @@ class TorchEngine:
             torch.backends.cudnn.allow_tf32 = True
             self.cupy_stream = new_stream()
             self.stream = torch.cuda.ExternalStream(self.cupy_stream.ptr)
-        module = load_module(model).to(self.device, self.dtype)
-        if self.cuda:
-            module = module.to(memory_format=torch.channels_last)
+        self.module, self.shared = _shared_module(model, params, self.device, self.dtype, self.sizes)
         if params.compile:
             cache = Path(params.cache_dir or context.cache_dir / "engines") / "inductor"
             os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache))  # compiled kernels survive restarts
-            # Dynamo keeps its compiled variants per code object, shared by every engine's module: each
-            # engine adds ~3 (the first batch size, the dynamic one, batch size 1), or one per bucket when
-            # static; with two engines the default limit of 8 was hit on the H100 and later buckets
-            # silently ran eager.
-            static = params.compile_shapes == "static"
-            per_engine = len(self.sizes) + 2 if static else 4
-            config = torch._dynamo.config
-            config.recompile_limit = max(config.recompile_limit, per_engine * (engine_index + 1) + 4)
-            module = torch.compile(module, dynamic=False if static else None)
-        self.module = module
         self.mean = torch.tensor(MLPERF_MEANS, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)
         self.graphs: dict[tuple[int, Any, tuple[int, ...]], tuple[Any, Any, Any, Any]] = {}
         self.pool = torch.cuda.graph_pool_handle() if self.use_graphs else None

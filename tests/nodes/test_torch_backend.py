@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -66,25 +67,48 @@ def test_torch_backend_in_the_graph_agrees_with_onnxruntime(dataset, pruned_mode
     assert torch_run.summaries["postprocess"]["backend"] == "torch"
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's imports use torch.jit (2.13)
-@pytest.mark.parametrize(
-    ("shapes", "variants_per_engine"),
-    [("auto", 3), ("static", 19)],  # auto: first size, dynamic, bs 1; static: each of 19 Server buckets
-)
-def test_compiled_engines_leave_dynamo_room_for_every_engines_variants(
-    pruned_model, tmp_path, shapes, variants_per_engine
-):
-    # Dynamo's compiled variants are counted per code object, shared by all engines' modules; at the
-    # default limit (8) a second compiled engine's later batch sizes silently ran eager on the H100.
-    from flowgraph.nodes.inference.node import InferenceParams
-    from flowgraph.nodes.inference.torch_backend import TorchEngine, graph_sizes
-
+def _context(cache_dir):
     class Ctx:
-        cache_dir = tmp_path
-
         @staticmethod
         async def offload(fn, *args):
             return fn(*args)
+
+    Ctx.cache_dir = cache_dir
+    return Ctx()
+
+
+def test_engines_of_a_node_share_one_module_and_a_later_graph_builds_its_own(pruned_model, tmp_path):
+    from flowgraph.nodes.inference.node import InferenceParams
+    from flowgraph.nodes.inference.torch_backend import TorchEngine
+
+    params = InferenceParams(backend="torch", model=str(pruned_model), engine_num=2)
+    engines = [TorchEngine(pruned_model, params, index, _context(tmp_path)) for index in range(2)]
+    assert engines[1].module is engines[0].module
+    assert [engine.shared for engine in engines] == [False, True]
+    bf16 = TorchEngine(pruned_model, params.model_copy(update={"precision": "bf16"}), 0, _context(tmp_path))
+    assert not bf16.shared and bf16.module is not engines[0].module
+    del engines, bf16
+    gc.collect()
+    later = TorchEngine(pruned_model, params, 0, _context(tmp_path))
+    assert not later.shared  # the first engines are gone, and their module with them
+    x = torch.zeros((1, 3, 224, 224))
+    with torch.inference_mode():
+        assert later.module(x).shape == (1, 1000)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's imports use torch.jit (2.13)
+@pytest.mark.parametrize(
+    ("shapes", "variants_per_module"),
+    [("auto", 3), ("static", 19)],  # auto: first size, dynamic, bs 1; static: each of 19 Server buckets
+)
+def test_each_compiled_module_leaves_dynamo_room_for_its_variants(
+    pruned_model, tmp_path, shapes, variants_per_module
+):
+    # Dynamo counts compiled variants per code object, and every module built in a process shares its
+    # forward's code; at the default limit (8) a second compiled module's later batch sizes silently
+    # ran eager on the H100. Three graphs run one after another in one process (as the benches do).
+    from flowgraph.nodes.inference.node import InferenceParams
+    from flowgraph.nodes.inference.torch_backend import TorchEngine, graph_sizes
 
     config = torch._dynamo.config
     before = config.recompile_limit
@@ -95,13 +119,15 @@ def test_compiled_engines_leave_dynamo_room_for_every_engines_variants(
             model=str(pruned_model),
             compile=True,
             compile_shapes=shapes,
-            engine_num=3,
             batch_sizes=[128],
             batch_step=8,
         )
         assert len(graph_sizes([128], 8)) == 19
-        for index in range(3):
-            TorchEngine(pruned_model, params, index, Ctx())  # compiles lazily: nothing runs here
-        assert config.recompile_limit >= 3 * variants_per_engine + 1
+        for _ in range(3):
+            engine = TorchEngine(pruned_model, params, 0, _context(tmp_path))  # compiles lazily
+            assert not engine.shared
+            del engine
+            gc.collect()
+        assert config.recompile_limit >= 3 * variants_per_module + 1
     finally:
         config.recompile_limit = before
