@@ -156,6 +156,11 @@ class Run:
         """Put one item into an input node, waiting while its queue is full."""
         await self.runtime.feed_channel(node).put(item)
 
+    def submit_nowait(self, item: Any, node: str | None = None) -> bool:
+        """Put one item into an input node if its queue has room, and say whether it did (False: full,
+        or the graph failed; use ``submit``). For callbacks on the loop, which cannot await."""
+        return self.runtime.feed_channel(node).put_nowait(item)
+
     async def close(self, node: str | None = None) -> None:
         """No more items for this input node: end of stream flows through the graph."""
         self.runtime.feed_channel(node).close()

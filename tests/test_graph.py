@@ -117,3 +117,19 @@ async def test_an_input_node_waiting_for_submissions_is_not_reported_busy():
     assert run.report is not None
     node = next(n for n in run.report.nodes if n["type"] == "input")
     assert node["wait_in_s"] >= 0.15 and node["utilization"] < 0.5
+
+
+async def test_submit_nowait_takes_items_while_there_is_room_and_says_when_there_is_none():
+    # For callbacks on the loop (the LoadGen bridge): nothing runs between these calls, so the graph's
+    # input fills up and submit_nowait says so instead of waiting.
+    graph = Graph.from_yaml("graphs/hello_embedded.yaml")
+    async with graph.start() as run:
+        taken = 0
+        while run.submit_nowait(taken):
+            taken += 1
+            assert taken < 10_000, "an input queue without a bound"
+        await run.submit(taken)  # the waiting way still works once the graph has made room
+        await run.close()
+        got = sorted([r async for r in run.results()])
+    assert taken >= 1
+    assert got == sorted(-i for i in range(taken + 1))

@@ -233,3 +233,84 @@ def test_the_collector_skips_setup_objects_during_the_test_only_when_asked(
     run(tmp_path, dataset, answer_model, options)
     assert frozen_during and (min(frozen_during) > 0) is freeze  # frozen for every query, or never
     assert gc.get_freeze_count() == 0  # and thawed once the test ends
+
+
+class _FakeLoadgen:
+    """The two LoadGen calls the bridge answers with."""
+
+    def __init__(self) -> None:
+        self.completed: list[int] = []
+
+    @staticmethod
+    def QuerySampleResponse(qid, data, size):  # noqa: N802 (LoadGen's names)
+        return qid
+
+    def QuerySamplesComplete(self, responses):  # noqa: N802
+        self.completed.extend(responses)
+
+
+async def test_queries_issued_while_the_loop_is_busy_wake_it_once_and_enter_in_order():
+    # LoadGen's Server calls issue_queries once per query, from its own thread. While the loop is busy
+    # they pile up behind one wake-up; the drain puts what fits straight into the graph's input and
+    # the pump the rest, in issue order.
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+    from unittest import mock
+
+    from flowgraph.nodes.loadgen import _Bridge
+
+    loop = asyncio.get_running_loop()
+    bridge = _Bridge(_FakeLoadgen(), loop, [0] * 10, lambda indices: None, flushable=False)
+    bridge.images = {i: object() for i in range(10)}
+    entered: list[int] = []
+    room = 6
+
+    def submit_nowait(item):
+        if len(entered) >= room:
+            return False
+        entered.append(item.sample_id)
+        return True
+
+    async def submit(item):
+        entered.append(item.sample_id)
+
+    pump = asyncio.create_task(bridge.pump(submit, submit_nowait))
+    await asyncio.sleep(0)
+    wakes = []
+    real = loop.call_soon_threadsafe
+    with mock.patch.object(loop, "call_soon_threadsafe", lambda *a: (wakes.append(a[0]), real(*a))):
+        issuer = threading.Thread(
+            target=lambda: [bridge.issue_queries([SimpleNamespace(id=i, index=i)]) for i in range(10)]
+        )
+        issuer.start()
+        issuer.join()  # the loop is blocked here: nothing drains until it runs again
+        for _ in range(5):
+            await asyncio.sleep(0)
+    assert wakes == [bridge._drain]
+    assert entered == list(range(10))
+    assert bridge.outstanding == set(range(10))
+    bridge.closed = True
+    bridge.wake.set()
+    await pump
+
+
+async def test_a_query_for_a_sample_not_loaded_fails_the_run_and_is_answered():
+    import asyncio
+    from types import SimpleNamespace
+
+    from flowgraph.nodes.loadgen import _Bridge
+
+    lg = _FakeLoadgen()
+    bridge = _Bridge(lg, asyncio.get_running_loop(), [0] * 4, lambda indices: None, flushable=False)
+    bridge.images = {0: object()}
+    pump = asyncio.create_task(bridge.pump(lambda item: asyncio.sleep(0), lambda item: True))
+    await asyncio.sleep(0)
+    bridge.issue_queries([SimpleNamespace(id=7, index=0), SimpleNamespace(id=8, index=3)])
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert isinstance(bridge.failure, KeyError) and "sample 3" in str(bridge.failure)
+    assert sorted(lg.completed) == [7, 8]  # both answered (empty): LoadGen is never left waiting
+    bridge.closed = True
+    bridge.wake.set()
+    await pump
