@@ -100,6 +100,15 @@ class BatchSplit(Node):
 
     async def run(self, io: WorkerIO) -> None:
         async for logits in io.inbox:
+            scores, top = logits.scores, logits.top
             for i, sample_id in enumerate(logits.sample_ids):
                 t_start = logits.t_starts[i] if logits.t_starts else 0.0
-                await io.out.send(Scores(sample_id, logits.labels[i], logits.scores[i], t_start))
+                await io.out.send(
+                    Scores(
+                        sample_id,
+                        logits.labels[i],
+                        None if scores is None else scores[i],
+                        t_start,
+                        None if top is None else top[i],
+                    )
+                )

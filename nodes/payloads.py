@@ -156,22 +156,25 @@ class ClassScores:
 
 @dataclass(slots=True)
 class Logits(ClassScores):
-    """The model's output for a batch: ``scores`` is a host array [N, classes]."""
+    """The model's output for a batch: ``scores`` is a host array [N, classes]; or, from an engine that
+    ranks on the device (inference ``top_k``), ``top`` [N, k] class indices best first and no scores."""
 
     sample_ids: list[int]
     labels: list[int]
     scores: Any
     t_starts: list[float] = field(default_factory=list)
+    top: Any = None
 
 
 @dataclass(slots=True)
 class Scores(ClassScores):
-    """One sample's row of class scores."""
+    """One sample's row of class scores, or its ``top`` class indices best first (see ``Logits``)."""
 
     sample_id: int
     label: int
     scores: Any
     t_start: float = 0.0
+    top: Any = None
 
 
 class Answers:

@@ -58,9 +58,10 @@ class Postprocess(Node):
         self.last_done = 0.0
         self.latency = Reservoir()
 
-    def predict(self, sample_id: int, label: int, scores: Any, t_start: float) -> Prediction:
+    def predict(self, sample_id: int, label: int, scores: Any, t_start: float, top: Any = None) -> Prediction:
         offset = self.params.label_offset
-        best = [c + offset for c in top_k(scores, self.params.top_k)]
+        ranked = top_k(scores, self.params.top_k) if top is None else top[: self.params.top_k].tolist()
+        best = [c + offset for c in ranked]
         now = time.perf_counter()
         latency = now - t_start if t_start else 0.0
         if t_start:
@@ -78,12 +79,15 @@ class Postprocess(Node):
         at 20k+ images/s (bench/RESULTS.md), so a graph without batch_split takes this path."""
         import numpy as np
 
-        scores = np.asarray(item.scores)
-        k = min(self.params.top_k, scores.shape[1])
-        rows = np.arange(scores.shape[0])[:, None]  # fancy indexing: half the cost of take_along_axis at bs 1
-        part = np.argpartition(scores, -k, axis=1)[:, -k:]
-        order = np.argsort(-scores[rows, part], axis=1)
-        top = part[rows, order] + self.params.label_offset
+        if item.top is not None:  # ranked on the device: argpartition here cost 0.5 ms per 128 images
+            top = np.asarray(item.top)[:, : self.params.top_k] + self.params.label_offset
+        else:
+            scores = np.asarray(item.scores)
+            k = min(self.params.top_k, scores.shape[1])
+            rows = np.arange(scores.shape[0])[:, None]  # fancy indexing: half take_along_axis's cost at bs 1
+            part = np.argpartition(scores, -k, axis=1)[:, -k:]
+            order = np.argsort(-scores[rows, part], axis=1)
+            top = part[rows, order] + self.params.label_offset
         now = time.perf_counter()
         labels = np.asarray(item.labels)
         known = labels >= 0
@@ -103,7 +107,9 @@ class Postprocess(Node):
                 await io.out.send(self.predict_batch(item))
             else:
                 assert isinstance(item, Scores)
-                await io.out.send(self.predict(item.sample_id, item.label, item.scores, item.t_start))
+                await io.out.send(
+                    self.predict(item.sample_id, item.label, item.scores, item.t_start, item.top)
+                )
 
     def summary(self) -> dict[str, Any]:
         stats = self.context.shared.get("inference")

@@ -14,7 +14,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from flowgraph import END, Node, Port, SampleFailed, WorkerIO, WorkerRule, node_type, sample_of
 
@@ -77,11 +77,30 @@ class InferenceParams(BaseModel):
         "is asked for just before the device frees up, so it holds every query that arrived meanwhile "
         "and the device never idles between batches",
     )
+    top_k: int = Field(
+        0,
+        ge=0,
+        description="torch: rank inside the CUDA graph and send on each sample's top_k class indices "
+        "instead of its scores (no ranking on the event loop); 0: scores. Off in the shipped graphs: "
+        "with top_k 5, compiled LoadGen Offline on the H100 measured 18-20k samples/s against 22.5-23k "
+        "without, cause not found (bench/RESULTS.md 4g)",
+    )
     input_format: Literal["uint8_nhwc", "float32_nchw"] = Field(
         "uint8_nhwc", description="torch: the batches' format, for capturing CUDA graphs at setup"
     )
     cache_dir: str | None = Field(None, description="engine / compile caches (default: <cache>/engines)")
     calibration_cache: str | None = Field(None, description="tensorrt int8: calibration cache file")
+
+    @field_validator("top_k")
+    @classmethod
+    def _ranking_needs_torch(cls, top_k: int, info: ValidationInfo) -> int:
+        backend = info.data.get("backend", "onnxruntime")
+        if top_k and backend != "torch":
+            raise ValueError(
+                f"top_k ranks on the device in the torch backend; backend {backend} sends scores "
+                "(set top_k: 0, and postprocess ranks them)"
+            )
+        return top_k
 
 
 class InferenceStats:
@@ -204,7 +223,10 @@ class Inference(Node):
         stats.max_batch = max(stats.max_batch, n)
         if batch.release is not None:
             batch.release()
-        await io.out.send(Logits(batch.sample_ids, batch.labels, scores, batch.t_starts))
+        if self.params.top_k:
+            await io.out.send(Logits(batch.sample_ids, batch.labels, None, batch.t_starts, top=scores))
+        else:
+            await io.out.send(Logits(batch.sample_ids, batch.labels, scores, batch.t_starts))
 
     async def _run_pipelined(self, io: WorkerIO, engine: PipelinedEngine) -> None:
         """Keep up to ``in_flight`` batches queued on the device; ask for the next one when the pacer

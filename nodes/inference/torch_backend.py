@@ -11,7 +11,8 @@ batches on the stream (``in_flight``).
 
 Inputs: a ``Batch`` whose array is host numpy or a device array (CuPy, torch), either uint8 NHWC
 (normalized here, on the device: MLPERF means, no std) or float32 NCHW/NHWC already normalized.
-The normalization is captured into the CUDA graph with the model.
+The normalization is captured into the CUDA graph with the model. Output: float32 scores [N, classes],
+or with ``top_k`` the class indices [N, k] (int32, best first), ranked inside the graph too.
 The engines of one node share one model (``_shared_module``): one set of weights, one compile.
 """
 
@@ -136,6 +137,7 @@ class TorchEngine:
         self.sizes = graph_sizes(params.batch_sizes, params.batch_step)
         self._offload = context.offload
         self.inline_batch = params.inline_batch
+        self.top_k = params.top_k
         self.compile_s = 0.0
         if self.cuda:
             from ..gpu import new_stream
@@ -186,7 +188,10 @@ class TorchEngine:
         return x.contiguous(memory_format=torch.channels_last) if self.cuda else x
 
     def _forward(self, x: Any) -> Any:
-        return self.module(self._normalize(x)).float()
+        scores = self.module(self._normalize(x))
+        if self.top_k:  # captured into the CUDA graph with the model
+            return self.torch.topk(scores, self.top_k, dim=1).indices.to(self.torch.int32)
+        return scores.float()
 
     # -- CUDA graphs -------------------------------------------------------------------------------
     def _graph_for(self, n: int, dtype: Any, item_shape: tuple[int, ...]) -> tuple[Any, Any, Any, Any]:

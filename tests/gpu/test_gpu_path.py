@@ -299,3 +299,19 @@ def test_gpu_jpeg_decode_is_close_to_the_cpu_reference(jpegs, tmp_path):
     )
     assert gpu.shape == cpu.shape
     assert np.abs(gpu - cpu).mean() < 4.0  # bilinear+antialias vs INTER_AREA, and nvJPEG vs libjpeg
+
+
+async def test_an_engine_that_ranks_on_the_device_sends_the_top_classes_of_its_scores(pruned, tmp_path):
+    from flowgraph.nodes.payloads import Batch
+
+    scoring = cuda_torch_engine(pruned, tmp_path, precision="fp32", batch_sizes=[8])
+    ranking = cuda_torch_engine(pruned, tmp_path, precision="fp32", batch_sizes=[8], top_k=5)
+    assert ranking.module is scoring.module  # one set of weights: only the graphs' last step differs
+    x = np.random.default_rng(4).integers(0, 256, (6, 224, 224, 3), dtype=np.uint8)
+    scores = await scoring.infer(Batch(list(range(6)), [0] * 6, x))
+    top = await ranking.infer(Batch(list(range(6)), [0] * 6, x))
+    assert top.shape == (6, 5) and top.dtype == np.int32
+    assert top[:, 0].tolist() == scores.argmax(1).tolist()
+    for row, ranked in zip(scores, top, strict=True):
+        assert np.all(np.diff(row[ranked]) <= 0)  # best first
+        assert row[ranked[-1]] >= np.sort(row)[-5]  # and no better class left out

@@ -179,3 +179,12 @@ def test_postprocess_on_whole_batches_matches_the_per_sample_path(dataset, prune
     assert top1 == {p.sample_id: p.top1 for p in per_sample.results}
     assert batched.summaries["postprocess"]["top1"] == per_sample.summaries["postprocess"]["top1"]
     assert batched.samples["completed"] == 24
+
+
+def test_ranking_on_the_device_is_refused_for_a_backend_that_sends_scores():
+    from flowgraph import GraphFileError
+
+    with pytest.raises(GraphFileError) as info:
+        Graph.from_text(Path(GRAPH).read_text(), {"inference.top_k": 5}, file=GRAPH)
+    message = str(info.value)
+    assert GRAPH in message and "inference" in message and "top_k" in message and "onnxruntime" in message

@@ -33,3 +33,22 @@ def test_a_batch_ranks_like_its_samples_one_by_one(n: int, classes: int, offset:
         single.top5_hits,
     )
     assert batched.top1_hits >= 1  # sample 0 was made a hit
+
+
+@pytest.mark.parametrize("offset", [0, -1])
+def test_ranks_from_the_device_are_taken_as_they_are(offset: int) -> None:
+    # An engine with top_k sends class indices best first and no scores: postprocess only applies the
+    # offset and counts, per batch and per sample alike.
+    rng = np.random.default_rng(3)
+    scores = rng.random((6, 1000)).astype(np.float32)
+    top = np.argsort(-scores, axis=1)[:, :5].astype(np.int32)
+    labels = [int(top[0, 0]) + offset, int(top[1, 3]) + offset, -1, 7, 8, 9]
+    params = PostprocessParams(label_offset=offset)
+    from_scores, from_top, one_by_one = (Postprocess(params, NodeContext("p", 1)) for _ in range(3))
+    expected = from_scores.predict_batch(Logits(list(range(6)), labels, scores, [0.0] * 6))
+    got = from_top.predict_batch(Logits(list(range(6)), labels, None, [0.0] * 6, top=top))
+    assert got.top.tolist() == expected.top.tolist()
+    for i in range(6):
+        assert one_by_one.predict(i, labels[i], None, 0.0, top[i]).top5 == tuple(expected.top[i].tolist())
+    counts = [(p.counted, p.top1_hits, p.top5_hits) for p in (from_scores, from_top, one_by_one)]
+    assert counts[0] == counts[1] == counts[2] == (5, 1, 2)

@@ -64,6 +64,11 @@ def test_torch_backend_in_the_graph_agrees_with_onnxruntime(dataset, pruned_mode
         text, {**base, "inference.backend": "torch", "inference.in_flight": 2, "max_wait_us": 0}
     ).run_sync(cache_dir=tmp_path)
     assert {p.sample_id: p.top1 for p in pipelined.results} == by_id
+    # ranked by the engine (top_k), then split per sample: the same top-5 as ranking the scores here
+    ranked = Graph.from_text(text, {**base, "inference.backend": "torch", "inference.top_k": 5}).run_sync(
+        cache_dir=tmp_path
+    )
+    assert {p.sample_id: p.top5 for p in ranked.results} == {p.sample_id: p.top5 for p in ort_run.results}
     assert torch_run.summaries["postprocess"]["backend"] == "torch"
 
 
