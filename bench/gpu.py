@@ -426,13 +426,32 @@ def latency(count: int) -> dict[str, Any]:
     return rows
 
 
+class _NoSharing(dict):  # type: ignore[type-arg]
+    """Stands in for the torch backend's module cache: every engine builds (and compiles) its own."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return default
+
+
 def qsl_offline(
-    bs: int, engines: int, target_qps: float, extra: dict[str, Any], where: str = "both"
+    bs: int,
+    engines: int,
+    target_qps: float,
+    extra: dict[str, Any],
+    where: str = "both",
+    separate_modules: bool = False,
 ) -> dict[str, Any]:
     """LoadGen Offline through the real harness: samples in host memory vs kept on the GPU.
-    ``extra``: more graph overrides (``--set``), e.g. ``compile=true``."""
+    ``extra``: more graph overrides (``--set``), e.g. ``compile=true``. ``separate_modules``: each engine
+    its own model, as before engines shared one (for a side-by-side check)."""
+    from unittest import mock
+
+    from flowgraph.nodes.inference import torch_backend
     from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
 
+    if separate_modules:
+        with mock.patch.object(torch_backend, "_MODULES", _NoSharing()):
+            return qsl_offline(bs, engines, target_qps, extra, where)
     out = {}
     print("\n| QSL samples | LoadGen Offline samples/s | VALID |\n|---|---|---|")
     for name, on_device in (("host memory", False), ("GPU memory (start_from_device)", True)):
@@ -483,6 +502,9 @@ def main() -> None:
         "--qsl", choices=("both", "host", "device"), default="both", help="qsl: where samples live"
     )
     parser.add_argument("--set", action="append", default=[], help="qsl: a graph override, e.g. compile=true")
+    parser.add_argument(
+        "--separate-modules", action="store_true", help="qsl: each engine builds its own model (no sharing)"
+    )
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--decode-workers", type=int, nargs="+", default=[2])
     parser.add_argument(
@@ -517,7 +539,12 @@ def main() -> None:
     elif args.part == "qsl":
         extra = dict(parse_override(text) for text in args.set)
         result = qsl_offline(
-            args.sizes[-1], args.engines[0], args.qps[0] if args.qps else 12000, extra, args.qsl
+            args.sizes[-1],
+            args.engines[0],
+            args.qps[0] if args.qps else 12000,
+            extra,
+            args.qsl,
+            args.separate_modules,
         )
     else:
         result = loadgen(
