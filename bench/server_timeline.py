@@ -49,6 +49,11 @@ H100_REPLAY_MS = {1: 0.645, 8: 0.984, 64: 5.314, 128: 10.585, 256: 20.852}
 """Bare replay of the fp16 eager CUDA graph per batch size on the H100 (RESULTS.md section 1, run 2)."""
 
 
+GPU_SLOWDOWN = [1.0]
+"""--simulate's GPU runs this many times slower than the H100: on a 2-core machine, a few thousand QPS
+then forms batches as large as the H100's at 15-20k QPS, so per-batch costs weigh per query as they do there."""
+
+
 def replay_ms(size: int) -> float:
     """The H100 replay time for a bucket of ``size``, interpolated linearly between the measured sizes."""
     known = sorted(H100_REPLAY_MS)
@@ -75,7 +80,8 @@ class SimulatedGpuEngine:
     async def launch(self, batch: Batch) -> tuple[int, float]:
         await self._offload(batch.stacked)
         now = time.perf_counter()
-        self._gpu[0] = max(now, self._gpu[0]) + replay_ms(self.bucket(len(batch.sample_ids))) / 1e3
+        seconds = replay_ms(self.bucket(len(batch.sample_ids))) / 1e3 * GPU_SLOWDOWN[0]
+        self._gpu[0] = max(now, self._gpu[0]) + seconds
         return len(batch.sample_ids), self._gpu[0]
 
     async def collect(self, handle: tuple[int, float]) -> Any:
@@ -434,6 +440,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[])
     parser.add_argument("--simulate", action="store_true", help="model the GPU: runs without CUDA")
     parser.add_argument(
+        "--gpu-slowdown",
+        type=float,
+        default=1.0,
+        help="--simulate: the modelled GPU is this many times slower",
+    )
+    parser.add_argument(
         "--switch-interval-ms", type=float, default=None, help="sys.setswitchinterval for the run (default 5)"
     )
     parser.add_argument(
@@ -462,6 +474,7 @@ def main() -> None:
         "slowest query's batches and write the whole trace to DIR/trace-QPS.json",
     )
     args = parser.parse_args()
+    GPU_SLOWDOWN[0] = args.gpu_slowdown
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1e3)
     overrides: dict[str, Any] = dict(parse_override(text) for text in args.set)
@@ -478,6 +491,7 @@ def main() -> None:
         f"python bench/server_timeline.py --graph {args.graph} --qps {' '.join(f'{q:g}' for q in args.qps)} "
         f"--seconds {args.seconds:g} {' '.join('--set ' + s for s in args.set)}"
         + (" --simulate" if args.simulate else "")
+        + (f" --gpu-slowdown {args.gpu_slowdown:g}" if args.gpu_slowdown != 1 else "")
         + (f" --stall-ms {args.stall_ms:g}" if args.stall_ms else "")
         + (f" --trace {args.trace}" if args.trace else "")
         + (f" --stack {args.stack}" if args.stack != "default" else "")
