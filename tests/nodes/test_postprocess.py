@@ -52,3 +52,12 @@ def test_ranks_from_the_device_are_taken_as_they_are(offset: int) -> None:
         assert one_by_one.predict(i, labels[i], None, 0.0, top[i]).top5 == tuple(expected.top[i].tolist())
     counts = [(p.counted, p.top1_hits, p.top5_hits) for p in (from_scores, from_top, one_by_one)]
     assert counts[0] == counts[1] == counts[2] == (5, 1, 2)
+
+
+def test_ties_rank_the_lower_class_first_k_is_capped_and_the_scores_are_left_alone() -> None:
+    from flowgraph.nodes.postprocess import rank_top
+
+    scores = np.array([[1, 3, 3, 0], [2, 2, 2, 2]], dtype=np.int64)
+    assert rank_top(scores, 5).tolist() == [[1, 2, 0, 3], [0, 1, 2, 3]]
+    assert scores.tolist() == [[1, 3, 3, 0], [2, 2, 2, 2]]
+    assert rank_top(np.array([[0.5, -np.inf, 0.25]], np.float32), 2).tolist() == [[0, 2]]
