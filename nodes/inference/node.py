@@ -82,8 +82,8 @@ class InferenceParams(BaseModel):
         ge=0,
         description="torch: rank inside the CUDA graph and send on each sample's top_k class indices "
         "instead of its scores (no ranking on the event loop); 0: scores. Off in the shipped graphs: "
-        "with top_k 5, compiled LoadGen Offline on the H100 measured 18-20k samples/s against 22.5-23k "
-        "without, cause not found (bench/RESULTS.md 4g)",
+        "ranking with torch.topk made compiled LoadGen Offline on the H100 15-22% slower; the k rounds "
+        "of argmax that replaced it are not yet measured there (bench/RESULTS.md 4g)",
     )
     input_format: Literal["uint8_nhwc", "float32_nchw"] = Field(
         "uint8_nhwc", description="torch: the batches' format, for capturing CUDA graphs at setup"

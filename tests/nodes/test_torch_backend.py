@@ -136,3 +136,18 @@ def test_each_compiled_module_leaves_dynamo_room_for_its_variants(
         assert config.recompile_limit >= 3 * variants_per_module + 1
     finally:
         config.recompile_limit = before
+
+
+def test_the_engine_ranks_as_postprocess_does_ties_included(pruned_model, tmp_path):
+    from flowgraph.nodes.inference.node import InferenceParams
+    from flowgraph.nodes.inference.torch_backend import TorchEngine
+    from flowgraph.nodes.postprocess import rank_top
+
+    params = InferenceParams(backend="torch", model=str(pruned_model), top_k=5)
+    engine = TorchEngine(pruned_model, params, 0, _context(tmp_path))
+    scores = torch.randn(16, 1000)
+    scores[3, [10, 20, 30]] = 100.0  # a three-way tie at the top: lower class first, as on the host
+    ranked = engine._rank_top(scores)
+    assert ranked.dtype == torch.int32
+    assert ranked.tolist() == rank_top(scores.numpy(), 5).tolist()
+    assert ranked[3, :3].tolist() == [10, 20, 30]
