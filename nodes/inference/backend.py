@@ -43,7 +43,8 @@ class PipelinedEngine(Engine, Protocol):
         ...
 
     async def collect(self, handle: Any) -> Any:
-        """Scores [N, classes] on the host once the launched batch has run."""
+        """Scores [N, classes] (with ``top_k``, class indices [N, k]) on the host once the launched batch
+        has run."""
         ...
 
     def bucket(self, n: int) -> int:

@@ -154,7 +154,6 @@ class TorchEngine:
         self.mean = torch.tensor(MLPERF_MEANS, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)
         self.graphs: dict[tuple[int, Any, tuple[int, ...]], tuple[Any, Any, Any, Any]] = {}
         self.pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
-        self.compiled = params.compile
         # Pinned result buffers, reused (pinning memory per batch costs milliseconds): one per batch that
         # may be in flight, so a queued batch's result never lands on one not yet read.
         self._host_out: list[Any] = [None] * params.in_flight
