@@ -33,7 +33,7 @@ from .node import (
 )
 from .registry import all_node_types, node_type, resolve
 from .report import Report
-from .runtime import Failure
+from .runtime import Failure, Feed
 from .spec import GraphSpec
 from .validate import CheckedGraph, validate
 
@@ -45,6 +45,7 @@ __all__ = [
     "CheckedGraph",
     "DependencyMissing",
     "Failure",
+    "Feed",
     "FlowgraphError",
     "Graph",
     "GraphFileError",

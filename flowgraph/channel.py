@@ -46,6 +46,7 @@ class Channel:
         "_getters",
         "_items",
         "_putters",
+        "_wake_pending",
         "_wanters",
         "capacity",
         "high_water",
@@ -71,6 +72,7 @@ class Channel:
         self._putters: deque[asyncio.Future[None]] = deque()
         self._wanters: deque[asyncio.Future[None]] = deque()
         self._error: BaseException | None = None
+        self._wake_pending = False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -111,6 +113,29 @@ class Channel:
         if self._getters:
             _wake_one(self._getters)
         return True
+
+    def put_threadsafe(self, item: Any, loop: asyncio.AbstractEventLoop) -> bool:
+        """From a thread other than ``loop``'s: append ``item`` if there is room and return True. The
+        loop is woken only if a reader is waiting, so items put while the readers are busy cost the loop
+        nothing until they are taken (a Server's queries arriving while the batcher waits for the GPU).
+
+        Only one thread may put this way on a channel (its room check is then exact: the loop only takes
+        items away), and ``capacity`` must be at least 1. False: full, closed or failed."""
+        items = self._items
+        if len(items) >= self.capacity or self._error is not None or self.producers <= 0:
+            return False
+        items.append(item)  # atomic; a reader about to wait re-checks after registering (``_wait``)
+        if len(items) > self.high_water:
+            self.high_water = len(items)
+        if self._getters and not self._wake_pending:
+            self._wake_pending = True
+            loop.call_soon_threadsafe(self._wake_reader)
+        return True
+
+    def _wake_reader(self) -> None:
+        self._wake_pending = False
+        if self._items and self._getters:
+            _wake_one(self._getters)
 
     async def get(self) -> Any:
         """Take the oldest item, waiting while empty; ``END`` once every producer closed and it is empty."""
@@ -201,6 +226,12 @@ class Channel:
         """Suspend until woken (only on the slow paths: a put or get that can go ahead never calls it)."""
         fut = asyncio.get_running_loop().create_future()
         waiters.append(fut)
+        if waiters is self._getters and self._items:
+            # Put from another thread after the caller looked and before ``fut`` was registered, so that
+            # thread saw no reader to wake: take it now. (``fut`` is still the last waiter: nothing else
+            # runs on the loop in between.)
+            waiters.pop()
+            return
         try:
             await fut
         except BaseException:

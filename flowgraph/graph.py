@@ -21,7 +21,7 @@ from typing import Any
 from .channel import ChannelClosed
 from .load import load_graph, load_graph_text
 from .report import Report
-from .runtime import Failure, Runtime
+from .runtime import Failure, Feed, Runtime
 from .validate import CheckedGraph, CheckedNode, validate
 
 __all__ = ["Graph", "Run", "run_event_loop"]
@@ -112,7 +112,7 @@ class Run:
         self.report: Report | None = None
         self._task: asyncio.Task[None] | None = None
         self._feeders: list[asyncio.Task[None]] = []
-        self._fed: set[int] = set()  # ids of input channels a feeder owns (and closes itself)
+        self._fed: set[int] = set()  # ids of the feeds a feeder task owns (and closes itself)
         self._collected: list[Any] = []
 
     async def __aenter__(self) -> Run:
@@ -126,9 +126,9 @@ class Run:
             self.stop(drain=False)
             await asyncio.gather(self._task, *self._feeders, return_exceptions=True)  # type: ignore[arg-type]
             return
-        for channel in self._open_feeds():
-            if id(channel) not in self._fed:
-                channel.close()
+        for feed in self._open_feeds():
+            if id(feed) not in self._fed:
+                feed.close()
         await self.wait()
 
     @property
@@ -154,35 +154,41 @@ class Run:
 
     async def submit(self, item: Any, node: str | None = None) -> None:
         """Put one item into an input node, waiting while its queue is full."""
-        await self.runtime.feed_channel(node).put(item)
+        await self.runtime.feed(node).put(item)
 
     def submit_nowait(self, item: Any, node: str | None = None) -> bool:
         """Put one item into an input node if its queue has room, and say whether it did (False: full,
         or the graph failed; use ``submit``). For callbacks on the loop, which cannot await."""
-        return self.runtime.feed_channel(node).put_nowait(item)
+        return self.runtime.feed(node).put_nowait(item)
+
+    def input(self, node: str | None = None) -> Feed:
+        """The input node's ``Feed``: ``put``, ``put_nowait``, ``close``, and ``put_threadsafe`` for one
+        thread other than the loop's, which wakes the loop only when a reader waits. Look it up once
+        when putting many items."""
+        return self.runtime.feed(node)
 
     async def close(self, node: str | None = None) -> None:
         """No more items for this input node: end of stream flows through the graph."""
-        self.runtime.feed_channel(node).close()
+        self.runtime.feed(node).close()
 
     def feed(self, items: Iterable[Any] | AsyncIterable[Any], node: str | None = None) -> None:
         """Submit every item of ``items`` in the background, then close the input."""
-        channel = self.runtime.feed_channel(node)
-        self._fed.add(id(channel))
+        feed = self.runtime.feed(node)
+        self._fed.add(id(feed))
 
         async def pump() -> None:
             try:
                 if isinstance(items, AsyncIterable):
                     async for item in items:
-                        await channel.put(item)
+                        await feed.put(item)
                 else:
                     for item in items:
-                        await channel.put(item)
+                        await feed.put(item)
             except ChannelClosed:
                 if self.runtime.stopped is None:
                     raise
                 return  # the run was stopped: the rest of the items are not wanted
-            channel.close()
+            feed.close()
 
         self._feeders.append(asyncio.create_task(pump(), name="flowgraph:feed"))
 
@@ -193,8 +199,8 @@ class Run:
 
     def stop(self, drain: bool = True) -> None:
         """Stop early: ``drain`` lets in-flight items finish; otherwise everything is cancelled."""
-        for channel in self._open_feeds():
-            channel.close()
+        for feed in self._open_feeds():
+            feed.close()
         self.runtime.stop(drain)
 
     async def wait(self) -> Report:
@@ -213,8 +219,8 @@ class Run:
         self.report = Report.from_runtime(self.runtime, self._collected)
         return self.report
 
-    def _open_feeds(self) -> list[Any]:
-        return [channel for channel in self.runtime.feeds.values() if channel.producers > 0]
+    def _open_feeds(self) -> list[Feed]:
+        return [feed for feed in self.runtime.feeds.values() if feed.producers > 0]
 
 
 def run_event_loop(coro: Any) -> Any:

@@ -23,7 +23,7 @@ from .metrics import EdgeMetrics, NodeMetrics
 from .node import END, SKIP, Node, NodeContext, SampleFailed, sample_count, sample_of
 from .validate import CheckedGraph, CheckedNode
 
-__all__ = ["Collector", "Failure", "Inbox", "Outbox", "ResultStream", "Runtime"]
+__all__ = ["Collector", "Failure", "Feed", "Inbox", "Outbox", "ResultStream", "Runtime"]
 
 _perf = time.perf_counter
 _FOREVER = float("inf")
@@ -306,6 +306,73 @@ class ResultStream:
             yield item
 
 
+class Feed:
+    """Where the embedding program's items enter one input node (``Run.submit`` and friends).
+
+    An input node with one edge, into a port that edge alone feeds, is wired straight through: its
+    items go into the consumer's queue (the edge's capacity) and the node runs no worker. Why: that
+    worker only moved items from one queue to the next, a task switch per item, and it was always
+    waiting, so every item put from another thread woke the loop. Otherwise the node's worker moves
+    items from a queue of its own (``through`` False)."""
+
+    __slots__ = ("_metrics", "_thread_items", "_thread_samples", "channel", "loop", "through")
+
+    def __init__(self, channel: Channel, metrics: NodeMetrics, through: bool) -> None:
+        self.channel = channel
+        self.through = through
+        self._metrics = metrics
+        self._thread_items = 0  # counted apart: only the putting thread writes these
+        self._thread_samples = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The run's loop, set when the run starts (``put_threadsafe`` hands wake-ups to it)."""
+
+    @property
+    def producers(self) -> int:
+        return self.channel.producers
+
+    async def put(self, item: Any) -> None:
+        """Put ``item``, waiting while the queue is full."""
+        await self.channel.put(item)
+        if self.through:
+            self._count(item)
+
+    def put_nowait(self, item: Any) -> bool:
+        """Put ``item`` if there is room; False: full, closed or failed (then use ``put``)."""
+        if not self.channel.put_nowait(item):
+            return False
+        if self.through:
+            self._count(item)
+        return True
+
+    def put_threadsafe(self, item: Any) -> bool:
+        """From one thread other than the loop's (a server's, LoadGen's): put ``item`` if there is room,
+        waking the loop only if a reader waits (``Channel.put_threadsafe``). False: full, closed, or
+        failed: hand the item to the loop instead (``loop.call_soon_threadsafe``)."""
+        if self.loop is None:
+            raise RuntimeError("the run has not started: put_threadsafe needs its event loop")
+        if not self.channel.put_threadsafe(item, self.loop):
+            return False
+        if self.through:
+            self._thread_items += 1
+            self._thread_samples += sample_count(item)
+        return True
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def _count(self, item: Any) -> None:
+        m = self._metrics
+        m.items_out += 1
+        m.samples_out += sample_count(item)
+
+    def settle(self) -> None:
+        """Fold the counts made on the putting thread into the node's metrics (on the loop)."""
+        m = self._metrics
+        m.items_out += self._thread_items
+        m.samples_out += self._thread_samples
+        self._thread_items = self._thread_samples = 0
+
+
 @dataclass(eq=False)
 class _NodeRun:
     spec: CheckedNode
@@ -315,7 +382,7 @@ class _NodeRun:
     outputs: dict[str, list[list[Channel]]] = field(default_factory=dict)
     remaining: int = 0
     executor: ThreadPoolExecutor | None = None
-    feed: Channel | None = None
+    feed: Feed | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     inboxes: list[Inbox] = field(default_factory=list)
 
@@ -358,9 +425,10 @@ class _WorkerIO:
         return await _offload(self._run, fn, *args)
 
     async def feed(self) -> AsyncIterator[Any]:
-        channel = self._run.feed
-        if channel is None:
+        feed = self._run.feed
+        if feed is None:
             raise RuntimeError(f"node '{self._run.spec.name}' is not an external input")
+        channel = feed.channel
         m = self._run.metrics
         while True:
             item = channel.get_nowait()
@@ -414,13 +482,7 @@ class Runtime:
             ctx.on_error = spec.on_error
             ctx.observe = metrics.latency.add
             ctx.report_failure = functools.partial(self._report_failure, run)
-            if getattr(spec.cls, "external_input", False):
-                run.feed = Channel(results_capacity, producers=1, label=f"<submit> -> {name}")
             self._runs[name] = run
-        self.feeds: dict[str, Channel] = {
-            name: run.feed for name, run in self._runs.items() if run.feed is not None
-        }
-        """The channels behind ``Run.submit``, by external-input node."""
         self.edges: list[EdgeMetrics] = []
         self._edge_channels: list[tuple[EdgeMetrics, list[Channel]]] = []
         for name, run in self._runs.items():
@@ -441,6 +503,18 @@ class Runtime:
             self._runs[edge.source].outputs.setdefault(edge.source_port, []).append(
                 self._runs[edge.target].inputs[edge.target_port]
             )
+        for name, run in self._runs.items():
+            if getattr(run.spec.cls, "external_input", False):
+                through = _through_channel(run)
+                if through is None:
+                    own = Channel(results_capacity, producers=1, label=f"<submit> -> {name}")
+                    run.feed = Feed(own, run.metrics, through=False)
+                else:
+                    run.feed = Feed(through, run.metrics, through=True)
+        self.feeds: dict[str, Feed] = {
+            name: run.feed for name, run in self._runs.items() if run.feed is not None
+        }
+        """Where ``Run.submit`` puts items, by external-input node."""
 
     # --- public ---------------------------------------------------------------------------------------
 
@@ -450,6 +524,8 @@ class Runtime:
 
     @property
     def metrics(self) -> list[NodeMetrics]:
+        for feed in self.feeds.values():
+            feed.settle()
         for em, channels in self._edge_channels:
             em.high_water = max(c.high_water for c in channels)
         return [run.metrics for run in self._runs.values()]
@@ -462,8 +538,8 @@ class Runtime:
         """Nodes whose outputs feed no edge: samples complete there."""
         return [name for name, run in self._runs.items() if not run.outputs]
 
-    def feed_channel(self, node: str | None = None) -> Channel:
-        """The channel behind ``Run.submit`` for an external-input node (the only one when not named)."""
+    def feed(self, node: str | None = None) -> Feed:
+        """Where ``Run.submit`` puts items for an external-input node (the only one when not named)."""
         feeds = self.feeds
         if not feeds:
             raise ValueError("this graph has no external input node (type 'input'); it reads its own source")
@@ -471,10 +547,10 @@ class Runtime:
             if len(feeds) > 1:
                 raise ValueError(f"the graph has several input nodes {list(feeds)}; name one")
             node = next(iter(feeds))
-        channel = feeds.get(node)
-        if channel is None:
+        feed = feeds.get(node)
+        if feed is None:
             raise ValueError(f"node {node!r} is not an input node; input nodes: {list(feeds)}")
-        return channel
+        return feed
 
     def in_flight(self) -> dict[str, int]:
         """Items queued before each node plus items its workers hold right now."""
@@ -512,11 +588,15 @@ class Runtime:
                 set_up.append(run)
             self.started = _perf()
             self.setup_s = self.started - t_setup
+            loop = asyncio.get_running_loop()
+            for feed in self.feeds.values():
+                feed.loop = loop
             self.ready.set()
             async with asyncio.TaskGroup() as group:
                 for run in self._runs.values():
                     run.metrics.started = _perf()
-                    for worker in range(run.spec.workers):
+                    workers = 0 if run.feed is not None and run.feed.through else run.spec.workers
+                    for worker in range(workers):
                         run.tasks.append(
                             group.create_task(self._worker(run, worker), name=f"{run.spec.name}[{worker}]")
                         )
@@ -528,6 +608,9 @@ class Runtime:
             self.finished = _perf()
             if not self.started:
                 self.started = self.finished
+            for run in self._runs.values():
+                if run.feed is not None and run.feed.through:  # no worker of its own to time it
+                    run.metrics.finished = self.finished
             for run in reversed(set_up):
                 try:
                     await run.node.teardown()
@@ -647,7 +730,16 @@ class Runtime:
                 for channel in chs:
                     channel.fail(error)
             if run.feed is not None:
-                run.feed.fail(error)
+                run.feed.channel.fail(error)
+
+
+def _through_channel(run: _NodeRun) -> Channel | None:
+    """The consumer's channel an input node can put into directly (see ``Feed``), or None."""
+    edges = [edge for port in run.outputs.values() for edge in port]
+    if len(edges) != 1 or len(edges[0]) != 1:  # one edge, into an unpartitioned port
+        return None
+    channel = edges[0][0]
+    return channel if channel.producers == 1 and channel.capacity > 0 else None
 
 
 def _first_failure(group: BaseExceptionGroup) -> BaseException:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+import time
 
 import pytest
 
@@ -135,3 +137,71 @@ async def test_a_withdrawn_promise_lets_another_producer_answer():
     await asyncio.wait_for(other, 1)
     await ch.put("x")
     assert await asyncio.wait_for(reader, 1) == "x"
+
+
+async def test_put_threadsafe_wakes_the_loop_only_for_a_waiting_reader():
+    import threading
+    from unittest import mock
+
+    loop = asyncio.get_running_loop()
+    ch = Channel(4)
+    wakes: list[object] = []
+    real = loop.call_soon_threadsafe
+    with mock.patch.object(loop, "call_soon_threadsafe", lambda *a: (wakes.append(a[0]), real(*a))):
+        putter = threading.Thread(target=lambda: [ch.put_threadsafe(k, loop) for k in range(3)])
+        putter.start()
+        putter.join()
+        assert wakes == []  # nobody was reading: the items wait, the loop is left alone
+        assert [ch.get_nowait() for _ in range(3)] == [0, 1, 2]
+        reader = asyncio.ensure_future(ch.get())
+        await asyncio.sleep(0)  # the reader now waits on the empty channel
+        putter = threading.Thread(target=lambda: [ch.put_threadsafe(k, loop) for k in (3, 4)])
+        putter.start()
+        putter.join()
+        assert await asyncio.wait_for(reader, 5) == 3
+        assert len(wakes) == 1  # one wake-up for the waiting reader, not one per item
+
+
+async def test_put_threadsafe_refuses_when_full_closed_or_failed():
+    loop = asyncio.get_running_loop()
+    ch = Channel(2)
+    assert [ch.put_threadsafe(k, loop) for k in range(3)] == [True, True, False]
+    ch.close()
+    assert ch.get_nowait() == 0 and not ch.put_threadsafe(9, loop)
+    failed = Channel(2)
+    failed.fail(RuntimeError("boom"))
+    assert not failed.put_threadsafe(1, loop)
+
+
+async def test_items_put_from_a_thread_all_arrive_while_the_reader_comes_and_goes():
+    # One item at a time: the thread puts the next only once the reader took the last, so the reader
+    # is forever about to wait on an empty channel as the thread puts. With threads switched as
+    # often as possible, a put lands between the reader's empty check and its registering to wait
+    # again and again; a lost wake-up would leave the reader waiting with the item queued.
+    import threading
+
+    loop = asyncio.get_running_loop()
+    ch = Channel(8)
+    n = 3000
+    taken = [0]
+
+    def put_one_at_a_time() -> None:
+        for item in range(n):
+            assert ch.put_threadsafe(item, loop)
+            deadline = time.monotonic() + 5
+            while taken[0] <= item and time.monotonic() < deadline:
+                time.sleep(0)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    putter = threading.Thread(target=put_one_at_a_time)
+    putter.start()
+    got = []
+    try:
+        for _ in range(n):
+            got.append(await asyncio.wait_for(ch.get(), 2))
+            taken[0] += 1
+    finally:
+        putter.join()
+        sys.setswitchinterval(interval)
+    assert got == list(range(n))

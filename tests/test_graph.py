@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 
 import pytest
 
@@ -107,16 +109,30 @@ async def test_started_waits_for_setup_and_raises_its_failure():
             await run.started()
 
 
-async def test_an_input_node_waiting_for_submissions_is_not_reported_busy():
-    graph = Graph.from_yaml("graphs/hello_embedded.yaml")
+@pytest.mark.parametrize(
+    ("text", "through"),
+    [
+        (Path("graphs/hello_embedded.yaml").read_text(), True),  # one edge: wired straight through
+        (
+            "nodes:\n  i: {type: input}\n  c: {type: collect}\nedges: [{from: i, to: c, capacity: 0}]\n",
+            False,  # a hand-over edge holds no queue to put into: the input node's worker waits to hand over
+        ),
+    ],
+)
+async def test_an_input_node_waiting_for_submissions_is_not_reported_busy(text, through):
+    graph = Graph.from_text(text)
     async with graph.start() as run:
+        assert run.input().through is through
         await run.submit(1)
         await asyncio.sleep(0.2)  # the program is slow to submit: the input node waits
         await run.submit(2)
         await run.close()
     assert run.report is not None
     node = next(n for n in run.report.nodes if n["type"] == "input")
-    assert node["wait_in_s"] >= 0.15 and node["utilization"] < 0.5
+    assert node["utilization"] < 0.5 and node["items_out"] == 2
+    assert run.report.samples["entered"] == 2
+    if not through:
+        assert node["wait_in_s"] >= 0.15
 
 
 async def test_submit_nowait_takes_items_while_there_is_room_and_says_when_there_is_none():
@@ -133,3 +149,32 @@ async def test_submit_nowait_takes_items_while_there_is_room_and_says_when_there
         got = sorted([r async for r in run.results()])
     assert taken >= 1
     assert got == sorted(-i for i in range(taken + 1))
+
+
+async def test_items_put_from_another_thread_are_processed_and_counted():
+    import threading
+
+    graph = Graph.from_yaml("graphs/hello_embedded.yaml")
+    async with graph.start() as run:
+        await run.started()
+        feed = run.input()
+
+        def put_all() -> None:
+            for k in range(500):
+                while not feed.put_threadsafe(k):
+                    time.sleep(0.0005)  # full: wait for the graph, as a server thread would
+
+        putter = threading.Thread(target=put_all)
+        putter.start()
+        await asyncio.to_thread(putter.join)
+        await run.close()
+    assert run.report is not None
+    assert sorted(run.report.results) == sorted(-k for k in range(500))
+    assert run.report.samples["entered"] == 500 and run.report.samples["dropped"] == 0
+
+
+async def test_put_threadsafe_before_the_run_starts_says_so():
+    graph = Graph.from_yaml("graphs/hello_embedded.yaml")
+    run = graph.start()
+    with pytest.raises(RuntimeError, match="has not started"):
+        run.input().put_threadsafe(1)
