@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -208,6 +209,12 @@ class Timeline:
         # CPU seconds (the loop's thread, the whole process) at the test's first query and its last answer
         self.cpu_first: tuple[float, float] | None = None
         self.cpu_last: tuple[float, float] | None = None
+        self.loop_clock: int | None = None  # the loop thread's CPU clock, readable from any thread
+
+    def loop_cpu(self) -> float:
+        """CPU seconds of the loop's thread so far (the bridge's calls run on LoadGen's thread too)."""
+        assert self.loop_clock is not None, "watch_loop sets it on the loop"
+        return time.clock_gettime(self.loop_clock)
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -227,8 +234,8 @@ class Timeline:
             bridge_issue(self, samples)
 
         def item(self: _Bridge, sample_id: int, index: int) -> Any:
-            if timeline.cpu_first is None and sample_id >= 0:  # runs on the loop: its thread's clock
-                timeline.cpu_first = (time.thread_time(), time.process_time())
+            if timeline.cpu_first is None and sample_id >= 0:  # on LoadGen's thread or the loop
+                timeline.cpu_first = (timeline.loop_cpu(), time.process_time())
             image = bridge_item(self, sample_id, index)
             timeline.entered[sample_id] = image.t_start
             return image
@@ -239,7 +246,7 @@ class Timeline:
                 for qid in getattr(a, "sample_ids", None) or [a.sample_id]:
                     timeline.answered[qid] = now
             bridge_complete(self, answers)
-            timeline.cpu_last = (time.thread_time(), time.process_time())
+            timeline.cpu_last = (timeline.loop_cpu(), time.process_time())
 
         async def send(
             self: Outbox, item: Any, port: str | None = None, partition: int | None = None
@@ -266,6 +273,7 @@ class Timeline:
         """Sample the loop's lateness; with ``stall_s``, every thread's stack is written to ``stall_file``
         whenever the loop has not come back for that long (faulthandler's watchdog needs no GIL, so it
         also catches a stall in which some thread holds the GIL)."""
+        self.loop_clock = time.pthread_getcpuclockid(threading.get_ident())
         try:
             while True:
                 if stall_s and self.issued:  # from LoadGen's first query on (not setup's imports)
@@ -467,6 +475,11 @@ def main() -> None:
         help="default: leave the collector as it is during the test (LoadgenOptions.freeze_gc off)",
     )
     parser.add_argument(
+        "--no-coalesce",
+        action="store_true",
+        help="LoadGen calls issue_queries once per query even when it is behind (LoadgenOptions.coalesce_queries off)",
+    )
+    parser.add_argument(
         "--trace",
         type=Path,
         default=None,
@@ -496,6 +509,7 @@ def main() -> None:
         + (f" --trace {args.trace}" if args.trace else "")
         + (f" --stack {args.stack}" if args.stack != "default" else "")
         + (f" --gc {args.gc}" if args.gc != "freeze" else "")
+        + (" --no-coalesce" if args.no_coalesce else "")
         + (
             f" --switch-interval-ms {args.switch_interval_ms:g}"
             if args.switch_interval_ms is not None
@@ -512,6 +526,7 @@ def main() -> None:
             time_s=args.seconds,
             output=Path(f"/tmp/server-timeline/{qps:g}"),
             freeze_gc=args.gc == "freeze",
+            coalesce_queries=not args.no_coalesce,
         )
 
         stall_path = Path(f"/tmp/server-timeline/stalls-{qps:g}.txt")

@@ -76,6 +76,11 @@ class LoadgenOptions:
     user_conf: Path | None = None
     output: Path | None = None
     performance_sample_count: int | None = None
+    coalesce_queries: bool = True
+    """Server: LoadGen hands every query already due in one ``issue_queries`` call (its
+    ``server_coalesce_queries``, which NVIDIA's harness also turns on), instead of one call per query.
+    Why: each call takes the GIL from the event loop; when LoadGen's thread falls behind, the queries
+    it owes then cost one hand-over instead of one each. A conf file's ``coalesce_queries`` still wins."""
     freeze_gc: bool = True
     """Move everything alive once the graph is set up out of the collector's reach for the test
     (``gc.freeze``): with torch and a model loaded a full collection walks millions of objects, and one
@@ -142,6 +147,7 @@ class _Bridge:
         self._drain_scheduled = False
         self.pending: deque[Any] = deque()  # accepted, waiting for room in the graph's input
         self._submit_nowait: Callable[[Any], bool] | None = None
+        self._put_threadsafe: Callable[[Any], bool] | None = None
         self._pumping = False  # the pump holds accepted queries not yet in the graph
         self.wake = asyncio.Event()
         self.closed = False
@@ -153,7 +159,22 @@ class _Bridge:
 
     # LoadGen's threads ------------------------------------------------------------------------------
     def issue_queries(self, samples: list[Any]) -> None:
-        self._hand_over(samples)
+        """Put the queries straight into the graph's input from LoadGen's thread while it has room;
+        the rest go to the loop. Why: in Server this runs once per query, holding the GIL anyway; a
+        put here wakes the loop only if the graph's reader is idle, so queries that arrive while the
+        batcher waits for the GPU cost the loop nothing until it takes them as a batch."""
+        put = self._put_threadsafe
+        if put is None or self.issued or self.pending or self._pumping or self.failure is not None:
+            self._hand_over(samples)  # behind queries the loop holds: keep first in, first in
+            return
+        self.outstanding.update([q.id for q in samples])
+        try:
+            for k, q in enumerate(samples):
+                if not put(self._item(q.id, q.index)):
+                    self._hand_over(samples[k:])
+                    return
+        except Exception as exc:  # a sample not loaded: fail the run (on the loop), answer LoadGen
+            self.loop.call_soon_threadsafe(self.fail, exc)
 
     def flush_queries(self) -> None:
         self._hand_over(None)
@@ -197,7 +218,7 @@ class _Bridge:
         if self.failure is not None:
             self._answer_empty([q.id for q in samples])
             return
-        self.outstanding.update(q.id for q in samples)
+        self.outstanding.update([q.id for q in samples])
         if not self.pending and not self._pumping and self._submit_nowait is not None:
             # Straight into the graph while its input has room: no hop through the pump's task.
             try:
@@ -214,11 +235,16 @@ class _Bridge:
         self.wake.set()
 
     async def pump(
-        self, submit: Callable[[Any], Any], submit_nowait: Callable[[Any], bool] | None = None
+        self,
+        submit: Callable[[Any], Any],
+        submit_nowait: Callable[[Any], bool] | None = None,
+        put_threadsafe: Callable[[Any], bool] | None = None,
     ) -> None:
         """Move issued queries into the graph at the pace its input queue allows. With
-        ``submit_nowait``, queries that find room go in as they are accepted; the pump takes the rest."""
+        ``submit_nowait``, queries that find room go in as they are accepted; the pump takes the rest.
+        With ``put_threadsafe``, LoadGen's thread puts them in itself while there is room."""
         self._submit_nowait = submit_nowait
+        self._put_threadsafe = put_threadsafe
         try:
             while True:
                 await self.wake.wait()
@@ -240,7 +266,7 @@ class _Bridge:
             self.fail(exc)
             raise
         finally:
-            self._submit_nowait = None
+            self._submit_nowait = self._put_threadsafe = None
 
     def _item(self, sample_id: int, index: int) -> Any:
         image = self.images.get(index)
@@ -352,6 +378,7 @@ def build_settings(lg: Any, options: LoadgenOptions, model: str) -> tuple[Any, s
     # The built-in mlperf.conf is applied only by the first FromConfig of a process unless asked for
     # explicitly like this (FACTS.md), so ask every time.
     settings.FromConfig("", model, scenario, 0)
+    settings.server_coalesce_queries = options.coalesce_queries  # before the conf files: they may override
     for path in (options.mlperf_conf, options.user_conf):
         if path is not None and settings.FromConfig(str(path), model, scenario, 1) != 0:
             raise GraphFileError([Issue(str(path), None, None, "LoadGen could not read this conf file")])
@@ -465,11 +492,14 @@ async def run_loadgen(
     async def load(indices: list[int]) -> None:
         loader = _with_params(front, source_name, probe, {"indices": sorted(indices), "count": None})
         report = await loader.run(**start_kw)
-        if on_device:  # as NVIDIA's harness does: Offline and Server then measure inference, not PCIe
-            import cupy
+        if on_device and report.results:  # as NVIDIA's harness does: Offline and Server then measure
+            import cupy  # inference, not PCIe
+            import numpy as np
 
-            for image in report.results:
-                bridge.images[image.sample_id] = cupy.asarray(image.array)
+            # One array, each sample a row of it: a batch is then gathered by one take (Batch.stacked).
+            library = cupy.asarray(np.stack([image.array for image in report.results]))
+            for row, image in enumerate(report.results):
+                bridge.images[image.sample_id] = library[row]
             cupy.cuda.runtime.deviceSynchronize()
             return
         for image in report.results:
@@ -497,7 +527,10 @@ async def run_loadgen(
             await (
                 run.started()
             )  # LoadGen's clock must not run through our setup (CUDA-graph capture: seconds)
-            pump = asyncio.create_task(bridge.pump(run.submit, run.submit_nowait), name="loadgen:pump")
+            feed = run.input()
+            pump = asyncio.create_task(
+                bridge.pump(feed.put, feed.put_nowait, feed.put_threadsafe), name="loadgen:pump"
+            )
             watcher = asyncio.create_task(_watch(run, bridge), name="loadgen:watch")
             try:
                 chosen = any(key in overrides for key in ("max_wait_us", f"{first_sut_node}.max_wait_us"))

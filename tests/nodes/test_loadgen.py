@@ -314,3 +314,79 @@ async def test_a_query_for_a_sample_not_loaded_fails_the_run_and_is_answered():
     bridge.closed = True
     bridge.wake.set()
     await pump
+
+
+async def test_loadgen_thread_puts_queries_into_the_graph_itself_while_there_is_room():
+    # With put_threadsafe, LoadGen's thread puts queries into the graph's input directly (the loop
+    # is not woken for them); what does not fit goes to the loop, in issue order, with one wake-up.
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+    from unittest import mock
+
+    from flowgraph.nodes.loadgen import _Bridge
+
+    loop = asyncio.get_running_loop()
+    bridge = _Bridge(_FakeLoadgen(), loop, [0] * 10, lambda indices: None, flushable=False)
+    bridge.images = {i: object() for i in range(10)}
+    entered: list[tuple[int, bool]] = []  # (sample id, put from LoadGen's thread)
+    loop_thread = threading.get_ident()
+
+    def put_threadsafe(item):
+        if len(entered) >= 6:
+            return False
+        entered.append((item.sample_id, threading.get_ident() != loop_thread))
+        return True
+
+    def submit_nowait(item):
+        entered.append((item.sample_id, threading.get_ident() != loop_thread))
+        return True
+
+    async def submit(item):
+        entered.append((item.sample_id, False))
+
+    pump = asyncio.create_task(bridge.pump(submit, submit_nowait, put_threadsafe))
+    await asyncio.sleep(0)
+    wakes = []
+    real = loop.call_soon_threadsafe
+    with mock.patch.object(loop, "call_soon_threadsafe", lambda *a: (wakes.append(a[0]), real(*a))):
+        issuer = threading.Thread(
+            target=lambda: [bridge.issue_queries([SimpleNamespace(id=i, index=i)]) for i in range(10)]
+        )
+        issuer.start()
+        issuer.join()
+        for _ in range(5):
+            await asyncio.sleep(0)
+    assert entered == [(i, i < 6) for i in range(10)]  # 6 from LoadGen's thread, then the loop's
+    assert wakes == [bridge._drain]
+    assert bridge.outstanding == set(range(10))
+    bridge.closed = True
+    bridge.wake.set()
+    await pump
+
+
+async def test_a_query_put_from_loadgens_thread_for_a_sample_not_loaded_fails_the_run():
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+
+    from flowgraph.nodes.loadgen import _Bridge
+
+    lg = _FakeLoadgen()
+    bridge = _Bridge(lg, asyncio.get_running_loop(), [0] * 4, lambda indices: None, flushable=False)
+    bridge.images = {0: object()}
+    pump = asyncio.create_task(
+        bridge.pump(lambda item: asyncio.sleep(0), lambda item: True, lambda item: True)
+    )
+    await asyncio.sleep(0)
+    queries = [SimpleNamespace(id=7, index=0), SimpleNamespace(id=8, index=3)]
+    issuer = threading.Thread(target=bridge.issue_queries, args=(queries,))
+    issuer.start()
+    issuer.join()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert isinstance(bridge.failure, KeyError) and "sample 3" in str(bridge.failure)
+    assert sorted(lg.completed) == [7, 8]  # both answered (empty): LoadGen is never left waiting
+    bridge.closed = True
+    bridge.wake.set()
+    await pump
