@@ -249,15 +249,18 @@ class TorchEngine:
         self._warm_gathers(as_cupy)
 
     def _warm_gathers(self, into: Any) -> None:
-        """Gather device images into ``into`` (the largest graph's input) once, the two ways
+        """Gather device images into ``into`` (the largest graph's input) once, each way
         ``Batch.stacked`` may: CuPy compiles each kernel on first use (NVRTC, ~0.1–0.3 s on a machine
         with no kernel cache), which must not happen inside the first batches of a Server run."""
         import cupy
 
-        part = cupy.zeros(into.shape[1:], into.dtype)
+        from ..payloads import stack_device_parts
+
+        library = cupy.zeros((2, *into.shape[1:]), into.dtype)
         with self.cupy_stream:
-            for n in {1, min(len(into), 9)}:  # one copy per part (<= 8 parts); one kernel for all (> 8)
-                cupy.stack([part] * n, out=into[:n])
+            stack_device_parts([library[1], library[0]], out=into[:2])  # rows of one array: a take
+            for n in {1, min(len(into), 9)}:  # separate arrays: a copy per part (<= 8), one kernel (> 8)
+                stack_device_parts([cupy.zeros(into.shape[1:], into.dtype) for _ in range(n)], out=into[:n])
         self.cupy_stream.synchronize()
 
     # -- running -----------------------------------------------------------------------------------

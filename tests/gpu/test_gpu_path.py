@@ -207,10 +207,12 @@ async def test_memory_copy_pins_its_buffers_at_setup_and_copies_through_them():
     copier.close()
 
 
-async def test_device_images_are_gathered_into_the_graph_input_by_the_engine(pruned, tmp_path):
+@pytest.mark.parametrize("library", [False, True], ids=["separate-arrays", "rows-of-one-array"])
+async def test_device_images_are_gathered_into_the_graph_input_by_the_engine(pruned, tmp_path, library):
     # start_from_device: batch_merge only references device images (no CUDA call on the loop); the
     # engine gathers them into its CUDA graph's input on its own stream. Scores must match the same
-    # images stacked on the host, both for a gather in one kernel (> 8 images) and for a small batch.
+    # images stacked on the host, both for a gather in one kernel (> 8 images) and for a small batch,
+    # with each image its own array or a row of one array (the LoadGen QSL's layout: one take).
     import cupy
 
     from flowgraph.nodes.batching import _Open
@@ -219,7 +221,11 @@ async def test_device_images_are_gathered_into_the_graph_input_by_the_engine(pru
     engine = cuda_torch_engine(pruned, tmp_path, precision="fp32", batch_sizes=[16], batch_step=8)
     rng = np.random.default_rng(3)
     host = rng.integers(0, 256, (12, 224, 224, 3), dtype=np.uint8)
-    images = [cupy.asarray(x) for x in host]
+    if library:
+        rows = cupy.asarray(host[::-1].copy())  # rows in reverse: the gather must pick each by number
+        images = [rows[11 - k] for k in range(12)]
+    else:
+        images = [cupy.asarray(x) for x in host]
     cupy.cuda.runtime.deviceSynchronize()  # the contract: a device image is complete when sent
     for n in (12, 3):
         building = _Open(Image(0, 0, images[0]))
@@ -234,19 +240,28 @@ async def test_device_images_are_gathered_into_the_graph_input_by_the_engine(pru
     engine.close()
 
 
-def test_device_parts_stack_on_the_current_stream_into_the_given_buffer():
+@pytest.mark.parametrize("layout", ["separate", "rows", "rows-and-one-separate"])
+def test_device_parts_stack_on_the_current_stream_into_the_given_buffer(layout):
     import cupy
 
-    from flowgraph.nodes.payloads import Batch
+    from flowgraph.nodes.payloads import Batch, _rows_of_one_array
 
-    parts = [cupy.full((4, 5, 3), k, cupy.uint8) for k in range(10)]
+    order = [3, 0, 7, 1, 9, 2, 8, 4, 6, 5]
+    library = cupy.stack([cupy.full((4, 5, 3), k, cupy.uint8) for k in range(10)])
+    if layout == "separate":
+        parts = [cupy.full((4, 5, 3), k, cupy.uint8) for k in order]
+    else:
+        parts = [library[k] for k in order]
+    if layout == "rows-and-one-separate":
+        parts[4] = cupy.full((4, 5, 3), order[4], cupy.uint8)
+    assert (_rows_of_one_array(parts) is not None) == (layout == "rows")  # one take, or cupy.stack
     out = cupy.zeros((12, 4, 5, 3), cupy.uint8)
     stream = cupy.cuda.Stream(non_blocking=True)
     with stream:
         stacked = Batch(list(range(10)), [0] * 10, None, device="cuda", parts=parts).stacked(out=out[:10])
     stream.synchronize()
     assert stacked.data.ptr == out.data.ptr
-    assert [int(v) for v in out[:, 0, 0, 0].get()] == [*range(10), 0, 0]
+    assert [int(v) for v in out[:, 0, 0, 0].get()] == [*order, 0, 0]
 
 
 async def test_memory_copy_passes_a_batch_of_device_images_on_unstacked():
@@ -315,3 +330,36 @@ async def test_an_engine_that_ranks_on_the_device_sends_the_top_classes_of_its_s
     for row, ranked in zip(scores, top, strict=True):
         assert np.all(np.diff(row[ranked]) <= 0)  # best first
         assert row[ranked[-1]] >= np.sort(row)[-5]  # and no better class left out
+
+
+@pytest.mark.parametrize("scenario", ["Server", "Offline"])
+def test_loadgen_answers_the_same_with_the_samples_kept_on_the_gpu(pruned, jpegs, tmp_path, scenario):
+    # start_from_device keeps the QSL as rows of one device array and gathers each batch by row
+    # number: every query must get the answer it gets with the QSL in host memory.
+    import json
+
+    pytest.importorskip("mlperf_loadgen", reason="LoadGen runs need flowgraph[loadgen]")
+    from flowgraph import run_event_loop
+    from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
+
+    answers = {}
+    for on_device in (False, True):
+        logs = tmp_path / f"logs-{on_device}"
+        options = LoadgenOptions(scenario=scenario, mode="accuracy", target_qps=400, output=logs)
+        overrides = {
+            "model.path": str(pruned),
+            "dataset.path": str(jpegs),
+            "precision": "fp32",
+            "batch_size": 16,
+            "preprocess_workers": 2,
+            "loadgen.start_from_device": on_device,
+        }
+        result = run_event_loop(
+            run_loadgen(Path("graphs/resnet50_server_gpu.yaml"), overrides, options, lambda m: None, tmp_path)
+        )
+        assert result.report is not None and result.report.samples["failed"] == 0
+        logged = json.loads((logs / "mlperf_log_accuracy.json").read_text())
+        answers[on_device] = {entry["qsl_idx"]: entry["data"] for entry in logged}
+    assert len(answers[True]) == 40
+    assert answers[True] == answers[False]
+    assert len(set(answers[True].values())) > 1  # not one constant answer for every image
