@@ -257,8 +257,9 @@ class TorchEngine:
         from ..payloads import stack_device_parts
 
         library = cupy.zeros((2, *into.shape[1:]), into.dtype)
+        rows = min(2, len(into))  # a bs-1 graph (SingleStream) takes one row
         with self.cupy_stream:
-            stack_device_parts([library[1], library[0]], out=into[:2])  # rows of one array: a take
+            stack_device_parts([library[1], library[0]][:rows], out=into[:rows])  # rows of one array: a take
             for n in {1, min(len(into), 9)}:  # separate arrays: a copy per part (<= 8), one kernel (> 8)
                 stack_device_parts([cupy.zeros(into.shape[1:], into.dtype) for _ in range(n)], out=into[:n])
         self.cupy_stream.synchronize()

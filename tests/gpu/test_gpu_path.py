@@ -240,6 +240,20 @@ async def test_device_images_are_gathered_into_the_graph_input_by_the_engine(pru
     engine.close()
 
 
+async def test_an_engine_whose_only_graph_is_batch_one_builds_and_gathers(pruned, tmp_path):
+    # SingleStream's engine captures a bs-1 graph alone: warming the gathers must fit one row.
+    import cupy
+
+    from flowgraph.nodes.payloads import Batch
+
+    engine = cuda_torch_engine(pruned, tmp_path, precision="fp32", batch_sizes=[1])
+    library = cupy.asarray(np.random.default_rng(5).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8))
+    gathered = await engine.infer(Batch([0], [0], None, device="cuda", parts=[library[2]]))
+    stacked = await engine.infer(Batch([0], [0], library[2:].get()))
+    assert np.allclose(gathered, stacked, atol=1e-4, rtol=1e-4)
+    engine.close()
+
+
 @pytest.mark.parametrize("layout", ["separate", "rows", "rows-and-one-separate"])
 def test_device_parts_stack_on_the_current_stream_into_the_given_buffer(layout):
     import cupy
