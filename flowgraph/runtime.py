@@ -386,6 +386,11 @@ class _NodeRun:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     inboxes: list[Inbox] = field(default_factory=list)
 
+    @property
+    def wired_through(self) -> bool:
+        """An input node whose items go straight into its consumer's queue: it runs no worker."""
+        return self.feed is not None and self.feed.through
+
 
 async def _offload(run: _NodeRun, fn: Callable[..., Any], /, *args: Any) -> Any:
     if run.executor is None:
@@ -595,7 +600,7 @@ class Runtime:
             async with asyncio.TaskGroup() as group:
                 for run in self._runs.values():
                     run.metrics.started = _perf()
-                    workers = 0 if run.feed is not None and run.feed.through else run.spec.workers
+                    workers = 0 if run.wired_through else run.spec.workers
                     for worker in range(workers):
                         run.tasks.append(
                             group.create_task(self._worker(run, worker), name=f"{run.spec.name}[{worker}]")
@@ -609,7 +614,7 @@ class Runtime:
             if not self.started:
                 self.started = self.finished
             for run in self._runs.values():
-                if run.feed is not None and run.feed.through:  # no worker of its own to time it
+                if run.wired_through:  # no worker of its own to time it
                     run.metrics.finished = self.finished
             for run in reversed(set_up):
                 try:

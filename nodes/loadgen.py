@@ -169,12 +169,12 @@ class _Bridge:
             return
         self.outstanding.update([q.id for q in samples])
         try:
-            for k, q in enumerate(samples):
-                if not put(self._item(q.id, q.index)):
-                    self._hand_over(samples[k:])
-                    return
+            rest = self._put_while_room(samples, put)
         except Exception as exc:  # a sample not loaded: fail the run (on the loop), answer LoadGen
             self.loop.call_soon_threadsafe(self.fail, exc)
+            return
+        if rest:
+            self._hand_over(rest)
 
     def flush_queries(self) -> None:
         self._hand_over(None)
@@ -222,17 +222,22 @@ class _Bridge:
         if not self.pending and not self._pumping and self._submit_nowait is not None:
             # Straight into the graph while its input has room: no hop through the pump's task.
             try:
-                for k, q in enumerate(samples):
-                    if not self._submit_nowait(self._item(q.id, q.index)):
-                        samples = samples[k:]
-                        break
-                else:
-                    return
+                samples = self._put_while_room(samples, self._submit_nowait)
             except Exception as exc:  # a sample not loaded: fail the run, answer LoadGen
                 self.fail(exc)
                 return
+            if not samples:
+                return
         self.pending.append(samples)
         self.wake.set()
+
+    def _put_while_room(self, samples: list[Any], put: Callable[[Any], bool]) -> list[Any]:
+        """Put queries into the graph with ``put`` until it refuses one; the queries left (none if all
+        went in). Raises ``KeyError`` for a sample not loaded."""
+        for k, q in enumerate(samples):
+            if not put(self._item(q.id, q.index)):
+                return samples[k:]
+        return []
 
     async def pump(
         self,

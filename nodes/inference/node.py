@@ -82,8 +82,8 @@ class InferenceParams(BaseModel):
         ge=0,
         description="torch: rank inside the CUDA graph and send on each sample's top_k class indices "
         "instead of its scores (no ranking on the event loop); 0: scores. Off in the shipped graphs: "
-        "ranking with torch.topk made compiled LoadGen Offline on the H100 15-22% slower; the k rounds "
-        "of argmax that replaced it are not yet measured there (bench/RESULTS.md 4g)",
+        "it made compiled LoadGen Offline on the H100 about 20% slower, ranked by torch.topk or by k "
+        "rounds of argmax alike (bench/RESULTS.md 4g, 4h)",
     )
     input_format: Literal["uint8_nhwc", "float32_nchw"] = Field(
         "uint8_nhwc", description="torch: the batches' format, for capturing CUDA graphs at setup"

@@ -195,8 +195,8 @@ class TorchEngine:
         on the device and captured into the CUDA graph with the model.
 
         Why not ``torch.topk``: with it, compiled LoadGen Offline on the H100 ran 15-22% slower
-        (bench/RESULTS.md 4g), ~2 ms per bs-256 batch, which would fit one kernel launch per row;
-        k rounds of argmax are 2k small kernels whatever the batch size (not yet measured on a GPU)."""
+        (bench/RESULTS.md 4g); k rounds of argmax are 2k small kernels whatever the batch size, but
+        cost the same there (4h), so the ranking kernel is not what slows top_k down."""
         torch = self.torch
         work = scores.clone()
         picks = []

@@ -5,9 +5,13 @@ ResNet50's arithmetic (the ResNet50 path itself is covered by test_pipeline)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 
@@ -18,7 +22,7 @@ from tiny_models import constant_class_model  # noqa: E402
 from flowgraph import GraphFileError, NodeFailure, run_event_loop  # noqa: E402
 from flowgraph.cli import main  # noqa: E402
 from flowgraph.nodes.accuracy import top1_from_mlperf_log  # noqa: E402
-from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen  # noqa: E402
+from flowgraph.nodes.loadgen import LoadgenOptions, _Bridge, run_loadgen  # noqa: E402
 from flowgraph.nodes.loadgen_conf import check_conf  # noqa: E402
 
 GRAPH = Path("graphs/resnet50_offline.yaml")
@@ -249,25 +253,43 @@ class _FakeLoadgen:
         self.completed.extend(responses)
 
 
-async def test_queries_issued_while_the_loop_is_busy_wake_it_once_and_enter_in_order():
-    # LoadGen's Server calls issue_queries once per query, from its own thread. While the loop is busy
-    # they pile up behind one wake-up; the drain puts what fits straight into the graph's input and
-    # the pump the rest, in issue order.
-    import asyncio
-    import threading
-    from types import SimpleNamespace
-    from unittest import mock
+def _bridge(lg: _FakeLoadgen, samples: int, loaded: range) -> _Bridge:
+    bridge = _Bridge(lg, asyncio.get_running_loop(), [0] * samples, lambda indices: None, flushable=False)
+    bridge.images = {i: object() for i in loaded}
+    return bridge
 
-    from flowgraph.nodes.loadgen import _Bridge
 
+async def _issue_one_query_per_call_from_a_thread(bridge: _Bridge, queries: int) -> list[object]:
+    """LoadGen's Server: issue_queries once per query, from its own thread, while the loop is blocked
+    (joining that thread). Returns the callbacks handed to the loop meanwhile."""
     loop = asyncio.get_running_loop()
-    bridge = _Bridge(_FakeLoadgen(), loop, [0] * 10, lambda indices: None, flushable=False)
-    bridge.images = {i: object() for i in range(10)}
+    wakes: list[object] = []
+    real = loop.call_soon_threadsafe
+    with mock.patch.object(loop, "call_soon_threadsafe", lambda *a: (wakes.append(a[0]), real(*a))):
+        issuer = threading.Thread(
+            target=lambda: [bridge.issue_queries([SimpleNamespace(id=i, index=i)]) for i in range(queries)]
+        )
+        issuer.start()
+        issuer.join()  # the loop is blocked here: nothing drains until it runs again
+        for _ in range(5):
+            await asyncio.sleep(0)
+    return wakes
+
+
+async def _stop(bridge: _Bridge, pump: asyncio.Task[None]) -> None:
+    bridge.closed = True
+    bridge.wake.set()
+    await pump
+
+
+async def test_queries_issued_while_the_loop_is_busy_wake_it_once_and_enter_in_order():
+    # While the loop is busy queries pile up behind one wake-up; the drain puts what fits straight
+    # into the graph's input and the pump the rest, in issue order.
+    bridge = _bridge(_FakeLoadgen(), 10, range(10))
     entered: list[int] = []
-    room = 6
 
     def submit_nowait(item):
-        if len(entered) >= room:
+        if len(entered) >= 6:
             return False
         entered.append(item.sample_id)
         return True
@@ -277,58 +299,16 @@ async def test_queries_issued_while_the_loop_is_busy_wake_it_once_and_enter_in_o
 
     pump = asyncio.create_task(bridge.pump(submit, submit_nowait))
     await asyncio.sleep(0)
-    wakes = []
-    real = loop.call_soon_threadsafe
-    with mock.patch.object(loop, "call_soon_threadsafe", lambda *a: (wakes.append(a[0]), real(*a))):
-        issuer = threading.Thread(
-            target=lambda: [bridge.issue_queries([SimpleNamespace(id=i, index=i)]) for i in range(10)]
-        )
-        issuer.start()
-        issuer.join()  # the loop is blocked here: nothing drains until it runs again
-        for _ in range(5):
-            await asyncio.sleep(0)
-    assert wakes == [bridge._drain]
+    assert await _issue_one_query_per_call_from_a_thread(bridge, 10) == [bridge._drain]
     assert entered == list(range(10))
     assert bridge.outstanding == set(range(10))
-    bridge.closed = True
-    bridge.wake.set()
-    await pump
-
-
-async def test_a_query_for_a_sample_not_loaded_fails_the_run_and_is_answered():
-    import asyncio
-    from types import SimpleNamespace
-
-    from flowgraph.nodes.loadgen import _Bridge
-
-    lg = _FakeLoadgen()
-    bridge = _Bridge(lg, asyncio.get_running_loop(), [0] * 4, lambda indices: None, flushable=False)
-    bridge.images = {0: object()}
-    pump = asyncio.create_task(bridge.pump(lambda item: asyncio.sleep(0), lambda item: True))
-    await asyncio.sleep(0)
-    bridge.issue_queries([SimpleNamespace(id=7, index=0), SimpleNamespace(id=8, index=3)])
-    for _ in range(3):
-        await asyncio.sleep(0)
-    assert isinstance(bridge.failure, KeyError) and "sample 3" in str(bridge.failure)
-    assert sorted(lg.completed) == [7, 8]  # both answered (empty): LoadGen is never left waiting
-    bridge.closed = True
-    bridge.wake.set()
-    await pump
+    await _stop(bridge, pump)
 
 
 async def test_loadgen_thread_puts_queries_into_the_graph_itself_while_there_is_room():
     # With put_threadsafe, LoadGen's thread puts queries into the graph's input directly (the loop
     # is not woken for them); what does not fit goes to the loop, in issue order, with one wake-up.
-    import asyncio
-    import threading
-    from types import SimpleNamespace
-    from unittest import mock
-
-    from flowgraph.nodes.loadgen import _Bridge
-
-    loop = asyncio.get_running_loop()
-    bridge = _Bridge(_FakeLoadgen(), loop, [0] * 10, lambda indices: None, flushable=False)
-    bridge.images = {i: object() for i in range(10)}
+    bridge = _bridge(_FakeLoadgen(), 10, range(10))
     entered: list[tuple[int, bool]] = []  # (sample id, put from LoadGen's thread)
     loop_thread = threading.get_ident()
 
@@ -347,46 +327,26 @@ async def test_loadgen_thread_puts_queries_into_the_graph_itself_while_there_is_
 
     pump = asyncio.create_task(bridge.pump(submit, submit_nowait, put_threadsafe))
     await asyncio.sleep(0)
-    wakes = []
-    real = loop.call_soon_threadsafe
-    with mock.patch.object(loop, "call_soon_threadsafe", lambda *a: (wakes.append(a[0]), real(*a))):
-        issuer = threading.Thread(
-            target=lambda: [bridge.issue_queries([SimpleNamespace(id=i, index=i)]) for i in range(10)]
-        )
-        issuer.start()
-        issuer.join()
-        for _ in range(5):
-            await asyncio.sleep(0)
+    assert await _issue_one_query_per_call_from_a_thread(bridge, 10) == [bridge._drain]
     assert entered == [(i, i < 6) for i in range(10)]  # 6 from LoadGen's thread, then the loop's
-    assert wakes == [bridge._drain]
     assert bridge.outstanding == set(range(10))
-    bridge.closed = True
-    bridge.wake.set()
-    await pump
+    await _stop(bridge, pump)
 
 
-async def test_a_query_put_from_loadgens_thread_for_a_sample_not_loaded_fails_the_run():
-    import asyncio
-    import threading
-    from types import SimpleNamespace
-
-    from flowgraph.nodes.loadgen import _Bridge
-
+@pytest.mark.parametrize("from_loadgens_thread", [False, True], ids=["via-the-loop", "put-by-loadgen"])
+async def test_a_query_for_a_sample_not_loaded_fails_the_run_and_is_answered(from_loadgens_thread):
     lg = _FakeLoadgen()
-    bridge = _Bridge(lg, asyncio.get_running_loop(), [0] * 4, lambda indices: None, flushable=False)
-    bridge.images = {0: object()}
-    pump = asyncio.create_task(
-        bridge.pump(lambda item: asyncio.sleep(0), lambda item: True, lambda item: True)
-    )
+    bridge = _bridge(lg, 4, range(1))
+    put_threadsafe = (lambda item: True) if from_loadgens_thread else None
+    pump = asyncio.create_task(bridge.pump(lambda item: asyncio.sleep(0), lambda item: True, put_threadsafe))
     await asyncio.sleep(0)
-    queries = [SimpleNamespace(id=7, index=0), SimpleNamespace(id=8, index=3)]
-    issuer = threading.Thread(target=bridge.issue_queries, args=(queries,))
+    issuer = threading.Thread(
+        target=bridge.issue_queries, args=([SimpleNamespace(id=7, index=0), SimpleNamespace(id=8, index=3)],)
+    )
     issuer.start()
     issuer.join()
     for _ in range(3):
         await asyncio.sleep(0)
     assert isinstance(bridge.failure, KeyError) and "sample 3" in str(bridge.failure)
     assert sorted(lg.completed) == [7, 8]  # both answered (empty): LoadGen is never left waiting
-    bridge.closed = True
-    bridge.wake.set()
-    await pump
+    await _stop(bridge, pump)
