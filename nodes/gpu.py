@@ -66,18 +66,25 @@ through the graph measured 0.37 and 0.47 ms lower at p90 with it in two of three
 its stream until it gets the GIL."""
 
 
-def stream_done(stream: Any, offload: Any = None) -> Awaitable[Any]:
+def stream_done(stream: Any, offload: Any = None, spin: bool = False) -> Awaitable[Any]:
     """An awaitable that completes when all work queued on ``stream`` so far has run.
 
     'callback': CUDA calls a host function on its own thread once the stream reaches it; that thread hands
     the result to the loop with ``call_soon_threadsafe`` (FACTS.md: 69 µs median on uvloop). 'thread':
     an event recorded on the stream is synchronized in one of the node's threads (55 µs). The loop never
     blocks or polls either way.
+
+    ``spin`` (thread mode): the thread waits in the CUDA driver's own spin loop (with the GIL released)
+    instead of sleeping until the GPU's interrupt wakes it, which notices completion sooner at the price
+    of one core while it waits. Worth it where a batch is small and its latency is the point
+    (SingleStream); a sleeping wait suits big batches, whose milliseconds of GPU time a spin would burn.
     """
     if WAIT_MODE == "thread" and offload is not None:
         import cupy
 
-        event = cupy.cuda.Event(block=True, disable_timing=True)
+        # block=False: the device's scheduling policy decides, and with fewer CUDA contexts than cores
+        # (cudaDeviceScheduleAuto) that is a spin.
+        event = cupy.cuda.Event(block=not spin, disable_timing=True)
         event.record(stream)
         return offload(event.synchronize)
     loop = asyncio.get_running_loop()

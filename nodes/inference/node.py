@@ -69,6 +69,13 @@ class InferenceParams(BaseModel):
         description="torch: batches of up to this many images already on the device launch their CUDA "
         "graph on the event loop (~20 µs) instead of through a thread hand-off",
     )
+    spin_wait: int = Field(
+        0,
+        ge=0,
+        description="torch on cuda: batches of up to this many images are waited for by a thread spinning "
+        "in the CUDA driver (one core busy while the batch runs, completion noticed sooner) instead of "
+        "one sleeping until the GPU's interrupt; 0: always sleep",
+    )
     in_flight: int = Field(
         1,
         ge=1,

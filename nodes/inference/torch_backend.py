@@ -137,6 +137,7 @@ class TorchEngine:
         self.sizes = graph_sizes(params.batch_sizes, params.batch_step)
         self._offload = context.offload
         self.inline_batch = params.inline_batch
+        self.spin_wait = params.spin_wait
         self.top_k = params.top_k
         self.compile_s = 0.0
         if self.cuda:
@@ -147,6 +148,7 @@ class TorchEngine:
             torch.backends.cudnn.allow_tf32 = True
             self.cupy_stream = new_stream()
             self.stream = torch.cuda.ExternalStream(self.cupy_stream.ptr)
+            self._default_stream = torch.cuda.default_stream(self.device)
         self.module, self.shared = _shared_module(model, params, self.device, self.dtype, self.sizes)
         if params.compile:
             cache = Path(params.cache_dir or context.cache_dir / "engines") / "inductor"
@@ -157,6 +159,8 @@ class TorchEngine:
         # Pinned result buffers, reused (pinning memory per batch costs milliseconds): one per batch that
         # may be in flight, so a queued batch's result never lands on one not yet read.
         self._host_out: list[Any] = [None] * params.in_flight
+        self._host_views: list[Any] = [None] * params.in_flight  # their numpy views
+        self._torch_dtypes: dict[Any, Any] = {}
         self._launches = 0
         if self.use_graphs and self.sizes:  # capture now, not on the first batches of the run
             shape, dtype = (
@@ -246,6 +250,7 @@ class TorchEngine:
         self._host_out = [
             self.torch.empty(out.shape, dtype=out.dtype, pin_memory=True) for _ in self._host_out
         ]
+        self._host_views = [buffer.numpy() for buffer in self._host_out]
         self._warm_gathers(as_cupy)
 
     def _warm_gathers(self, into: Any) -> None:
@@ -266,60 +271,122 @@ class TorchEngine:
 
     # -- running -----------------------------------------------------------------------------------
     def _launch(self, batch: Any) -> Any:
-        """Queue the batch's work on the stream (runs in the node's thread: eager launches cost ms of CPU)."""
+        """Queue the batch's work on the stream and return where its scores will land on the host.
+
+        On the loop for a small batch, in the node's thread otherwise (eager launches cost ms of CPU).
+        With CUDA graphs the input goes straight into the graph's static input and the result straight
+        into a pinned buffer, through CuPy on the engine's stream: the torch stream context manager,
+        ``from_dlpack`` and torch's ``copy_`` cost ~0.25 ms of the loop per bs-1 query on the H100's host
+        under cProfile (bench/RESULTS.md 4i), more than the rest of the launch together."""
         torch = self.torch
         if not self.cuda:
             with torch.inference_mode():
                 return self._forward(self._as_tensor(batch.stacked())).numpy()
-        with torch.inference_mode(), torch.cuda.stream(self.stream), self.cupy_stream:
-            ready = batch.ready
-            if ready is not None:
-                if isinstance(ready, torch.cuda.Event):
-                    self.stream.wait_event(ready)
-                else:
-                    self.cupy_stream.wait_event(ready)
-            n = len(batch.sample_ids)
-            if self.use_graphs:
-                if batch.parts is not None and batch.device == "cuda":
-                    # Images on the device are gathered straight into the graph's input, one kernel on
-                    # this stream: no batch buffer, no copy per image.
-                    first = batch.parts[0]
-                    is_torch = isinstance(first, torch.Tensor)
-                    dtype = first.dtype if is_torch else torch.from_numpy(np.empty(0, first.dtype)).dtype
-                    graph, as_torch, static_out, as_cupy = self._graph_for(n, dtype, tuple(first.shape))
-                    batch.stacked(out=(as_torch if is_torch else as_cupy)[:n])
-                else:
-                    x = self._as_tensor(batch.stacked())  # host parts are stacked here, in this thread
-                    graph, static_in, static_out, _ = self._graph_for(n, x.dtype, tuple(x.shape[1:]))
-                    static_in[:n].copy_(x)
+        if not self.use_graphs:
+            with torch.inference_mode(), torch.cuda.stream(self.stream), self.cupy_stream:
+                self._wait_ready(batch)
+                return self._to_host(self._forward(self._as_tensor(batch.stacked())))
+        n = len(batch.sample_ids)
+        graph, static_in, static_out, as_cupy = self._graph_for(n, *self._input_key(batch))
+        with self.cupy_stream:
+            # The thread's current torch stream, set directly: replay launches on it.
+            torch.cuda.set_stream(self.stream)
+            try:
+                self._wait_ready(batch)
+                self._fill(batch, static_in[:n], as_cupy[:n])
                 graph.replay()
-                out = static_out[:n]
+                return self._to_host(static_out[:n])
+            finally:
+                torch.cuda.set_stream(self._default_stream)
+
+    def _wait_ready(self, batch: Any) -> None:
+        ready = batch.ready
+        if ready is None:
+            return
+        if isinstance(ready, self.torch.cuda.Event):
+            self.stream.wait_event(ready)
+        else:
+            self.cupy_stream.wait_event(ready)
+
+    def _input_key(self, batch: Any) -> tuple[Any, tuple[int, ...]]:
+        """(torch dtype, one image's shape) of the batch, stacked or not: which graph takes it."""
+        first = batch.parts[0] if batch.parts is not None else batch.array[0]
+        dtype = first.dtype
+        if not isinstance(dtype, self.torch.dtype):
+            dtype = self._torch_dtypes.get(dtype)
+            if dtype is None:
+                dtype = self._torch_dtypes[first.dtype] = self.torch.from_numpy(
+                    np.empty(0, first.dtype)
+                ).dtype
+        return dtype, tuple(first.shape)
+
+    def _fill(self, batch: Any, static_in: Any, as_cupy: Any) -> None:
+        """Put the batch into the graph's input (``static_in`` as torch, ``as_cupy`` the same memory)."""
+        torch = self.torch
+        if batch.parts is not None and batch.device == "cuda":
+            # Images on the device are gathered straight into the graph's input, one kernel on this
+            # stream: no batch buffer, no copy per image.
+            batch.stacked(out=static_in if isinstance(batch.parts[0], torch.Tensor) else as_cupy)
+            return
+        array = batch.stacked()
+        if isinstance(array, torch.Tensor):
+            static_in.copy_(array)
+        elif type(array).__module__.startswith("cupy"):
+            if array.flags.c_contiguous and array.dtype == as_cupy.dtype and array.shape == as_cupy.shape:
+                as_cupy.data.copy_from_device_async(array.data, array.nbytes, self.cupy_stream)
             else:
-                out = self._forward(self._as_tensor(batch.stacked()))
-            slot = self._launches % len(self._host_out)
-            self._launches += 1
-            buffer = self._host_out[slot]
-            if buffer is None or buffer.shape[0] < n or buffer.shape[1:] != out.shape[1:]:
-                buffer = self._host_out[slot] = torch.empty(
-                    (max(n, *self.sizes, 1), *out.shape[1:]), dtype=out.dtype, pin_memory=True
-                )
-            host = buffer[:n]
-            host.copy_(out, non_blocking=True)
-            return host
+                as_cupy[...] = array
+        else:  # host memory: one host→device copy into the graph's input
+            as_cupy.set(np.ascontiguousarray(array), stream=self.cupy_stream)
+
+    def _to_host(self, out: Any) -> Any:
+        """Queue device→host of ``out`` into the next pinned buffer; its numpy view (read once done)."""
+        import cupy
+
+        n = len(out)
+        slot = self._launches % len(self._host_out)
+        self._launches += 1
+        buffer = self._host_out[slot]
+        if (
+            buffer is None
+            or buffer.shape[0] < n
+            or buffer.shape[1:] != out.shape[1:]
+            or buffer.dtype != out.dtype
+        ):
+            buffer = self._host_out[slot] = self.torch.empty(
+                (max(n, *self.sizes, 1), *out.shape[1:]), dtype=out.dtype, pin_memory=True
+            )
+            self._host_views[slot] = buffer.numpy()
+        out = out.contiguous()
+        nbytes = out.numel() * out.element_size()
+        cupy.cuda.runtime.memcpyAsync(
+            buffer.data_ptr(),
+            out.data_ptr(),
+            nbytes,
+            cupy.cuda.runtime.memcpyDeviceToHost,
+            self.cupy_stream.ptr,
+        )
+        return self._host_views[slot][:n]
 
     def bucket(self, n: int) -> int:
         return _bucket(n, self.sizes) if self.use_graphs else n
 
+    def _launches_inline(self, batch: Any) -> bool:
+        """A small batch replaying a captured graph launches in tens of µs: cheaper on the loop than a
+        thread hand-off (~80 µs round trip), which is what SingleStream latency is made of. Host parts
+        are stacked in a thread; a host array is copied from the loop only while small."""
+        n = len(batch.sample_ids)
+        if not self.use_graphs or n > self.inline_batch or not any(key[0] >= n for key in self.graphs):
+            return False
+        if batch.device == "cuda":
+            return True
+        from ..gpu import INLINE_BYTES
+
+        return batch.parts is None and batch.array.nbytes <= INLINE_BYTES
+
     async def launch(self, batch: Any) -> Any:
         """Queue the batch on the engine's stream; the handle is collected by ``collect``."""
-        # A small batch replaying a captured graph launches in ~20 µs: cheaper on the loop than a thread
-        # hand-off (~80 µs round trip), which is what SingleStream latency is made of.
-        inline = (
-            self.use_graphs
-            and (batch.parts is None or batch.device == "cuda")  # host parts stack in a thread
-            and len(batch.sample_ids) <= self.inline_batch
-            and any(key[0] >= len(batch.sample_ids) for key in self.graphs)
-        )
+        inline = self._launches_inline(batch)
         result = self._launch(batch) if inline else await self._offload(self._launch, batch)
         if not self.cuda:
             return result, None
@@ -327,14 +394,15 @@ class TorchEngine:
 
         # Waiting starts now, as a task: a handle dropped unread (a failure elsewhere cancelled its
         # collect) then leaves no never-awaited coroutine behind.
-        return result, asyncio.ensure_future(stream_done(self.cupy_stream, self._offload))
+        spin = len(batch.sample_ids) <= self.spin_wait
+        return result, asyncio.ensure_future(stream_done(self.cupy_stream, self._offload, spin))
 
     async def collect(self, handle: Any) -> Any:
         result, done = handle
         if done is None:
             return result
         await done  # the copy to host has landed; the loop never blocked
-        return result.numpy().copy()  # the pinned buffer is reused by a later batch of this engine
+        return result.copy()  # the pinned buffer is reused by a later batch of this engine
 
     async def infer(self, batch: Any) -> Any:
         return await self.collect(await self.launch(batch))
@@ -347,6 +415,7 @@ class TorchEngine:
             self.stream.synchronize()
         self.graphs.clear()
         self._host_out = [None] * len(self._host_out)
+        self._host_views = [None] * len(self._host_views)
 
 
 def load(model: Path, params: Any, engine_index: int, context: Any) -> TorchEngine:

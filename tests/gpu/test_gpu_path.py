@@ -105,10 +105,10 @@ def test_cuda_graph_buckets_match_eager(pruned, tmp_path):
     x = np.random.default_rng(0).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
     a = graphed._launch(Batch([0, 1, 2], [0, 0, 0], x))  # bucket 4, padded
     torch.cuda.synchronize()
-    a = a.numpy().copy()
+    a = a.copy()
     b = eager._launch(Batch([0, 1, 2], [0, 0, 0], x))
     torch.cuda.synchronize()
-    assert np.allclose(a, b.numpy(), atol=1e-2, rtol=1e-2)
+    assert np.allclose(a, b, atol=1e-2, rtol=1e-2)
     assert (4, torch.uint8, (224, 224, 3)) in graphed.graphs
 
 
@@ -132,7 +132,10 @@ async def test_batches_launched_before_either_is_collected_keep_their_own_result
     engine.close()
 
 
-async def test_waiting_for_the_gpu_does_not_block_the_event_loop():
+@pytest.mark.parametrize("way", ["callback", "thread", "spinning thread"])
+async def test_waiting_for_the_gpu_does_not_block_the_event_loop(way):
+    from concurrent.futures import ThreadPoolExecutor
+
     import cupy
 
     from flowgraph.nodes.gpu import new_stream, stream_done
@@ -153,11 +156,20 @@ async def test_waiting_for_the_gpu_does_not_block_the_event_loop():
             await asyncio.sleep(0.001)
             ticks += 1
 
+    pool = ThreadPoolExecutor(1)
+
+    def offload(fn, *args):
+        return asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
     t = asyncio.ensure_future(ticker())
     t0 = time.perf_counter()
-    await stream_done(stream)
+    if way == "callback":
+        await stream_done(stream)
+    else:
+        await stream_done(stream, offload, spin=way == "spinning thread")
     waited = time.perf_counter() - t0
     t.cancel()
+    pool.shutdown()
     assert work_done.done  # (the stream itself may still be inside the host function that woke us)
     assert ticks >= waited / 0.001 * 0.3  # the loop kept running while the GPU worked
 
@@ -251,6 +263,55 @@ async def test_an_engine_whose_only_graph_is_batch_one_builds_and_gathers(pruned
     gathered = await engine.infer(Batch([0], [0], None, device="cuda", parts=[library[2]]))
     stacked = await engine.infer(Batch([0], [0], library[2:].get()))
     assert np.allclose(gathered, stacked, atol=1e-4, rtol=1e-4)
+    engine.close()
+
+
+@pytest.mark.parametrize("form", ["host", "cupy", "cupy-strided", "torch"])
+async def test_a_batch_reaches_the_graph_input_the_same_however_it_is_held(pruned, tmp_path, form):
+    # The launch fills the graph's input through CuPy: from host memory, a device copy (or a strided
+    # one's kernel), or torch's copy for a torch tensor; each must replay on the same images, and leave
+    # the thread's current torch stream as it found it.
+    import cupy
+    import torch
+
+    from flowgraph.nodes.payloads import Batch
+
+    engine = cuda_torch_engine(pruned, tmp_path, precision="fp32", batch_sizes=[4])
+    host = np.random.default_rng(7).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    expected = await engine.infer(Batch([0, 1, 2], [0] * 3, host.copy()))
+    held = {
+        "host": lambda: host,
+        "cupy": lambda: cupy.asarray(host),
+        "cupy-strided": lambda: cupy.asarray(np.concatenate([host, host], axis=2))[:, :, :224],
+        "torch": lambda: torch.from_numpy(host).cuda(),
+    }[form]()
+    assert form != "cupy-strided" or not held.flags.c_contiguous
+    got = await engine.infer(Batch([0, 1, 2], [0] * 3, held, device="cpu" if form == "host" else "cuda"))
+    assert np.allclose(got, expected, atol=1e-4, rtol=1e-4)
+    assert not np.allclose(got[0], got[1])
+    assert torch.cuda.current_stream() == torch.cuda.default_stream()
+    engine.close()
+
+
+async def test_only_batches_up_to_spin_wait_are_waited_for_by_a_spinning_thread(
+    pruned, tmp_path, monkeypatch
+):
+    from flowgraph.nodes import gpu
+    from flowgraph.nodes.payloads import Batch
+
+    spins = []
+    real = gpu.stream_done
+
+    def recording(stream, offload=None, spin=False):
+        spins.append(spin)
+        return real(stream, offload, spin)
+
+    monkeypatch.setattr(gpu, "stream_done", recording)
+    engine = cuda_torch_engine(pruned, tmp_path, precision="fp32", batch_sizes=[4], spin_wait=1)
+    host = np.zeros((3, 224, 224, 3), np.uint8)
+    for n in (1, 3):
+        await engine.infer(Batch(list(range(n)), [0] * n, host[:n]))
+    assert spins == [True, False]
     engine.close()
 
 
