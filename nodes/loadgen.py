@@ -463,6 +463,10 @@ async def run_loadgen(
     """Run one LoadGen test of ``graph_file`` and return its result; raises ``NodeFailure`` if a node failed."""
     lg = import_loadgen()
     loaded = load_graph(graph_file, overrides, options.scenario)
+    # The whole graph first, as the scenario runs it: cut in two, the SUT's half starts at an input that
+    # takes anything, so a type mismatch across the cut (a bypass that sends an Image where a Batch is
+    # wanted) would otherwise surface only when the first query fails.
+    validate(loaded)
     front_loaded, back_loaded, first_sut_node = split_for_loadgen(loaded)
     front, back = Graph(validate(front_loaded)), Graph(validate(back_loaded))
     model = str((loaded.spec.params.get("loadgen") or {}).get("model", "resnet50"))

@@ -72,6 +72,22 @@ def test_single_stream_bypasses_batching(tmp_path, dataset, answer_model):
     assert "batch_merge" not in nodes and "batch_split" not in nodes and "inference" in nodes
 
 
+def test_a_bypass_that_breaks_types_across_the_qsl_cut_fails_validation_not_the_run(tmp_path, dataset):
+    # Bypassing memory_copy too sends preprocess's Images straight to gpu_schedule, which wants Batches.
+    text = GRAPH.read_text().replace(
+        "SingleStream: {bypass: [batch_merge, batch_split]}",
+        "SingleStream: {bypass: [batch_merge, memory_copy, batch_split]}",
+    )
+    assert "memory_copy, batch_split" in text
+    graph = tmp_path / "bad.yaml"
+    graph.write_text(text)
+    options = LoadgenOptions(scenario="SingleStream", count=64, output=tmp_path / "logs")
+    with pytest.raises(GraphFileError) as err:
+        run_event_loop(run_loadgen(graph, {"dataset.path": str(dataset)}, options, lambda m: None, tmp_path))
+    message = str(err.value)
+    assert "bad.yaml" in message and "gpu_schedule" in message and "Image" in message
+
+
 def test_server_derives_max_wait_from_the_latency_bound(tmp_path, dataset, answer_model):
     result = run(
         tmp_path,
