@@ -74,7 +74,8 @@ class InferenceParams(BaseModel):
         ge=0,
         description="torch on cuda: batches of up to this many images are waited for by a thread spinning "
         "in the CUDA driver (one core busy while the batch runs, completion noticed sooner) instead of "
-        "one sleeping until the GPU's interrupt; 0: always sleep",
+        "one sleeping until the GPU's interrupt; 0: always sleep. A busy wait (off the event loop), so off "
+        "unless asked: SingleStream p90 was 0.08-0.15 ms lower with 1 on the H100 (bench/RESULTS.md 4i)",
     )
     in_flight: int = Field(
         1,
