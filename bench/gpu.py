@@ -324,9 +324,28 @@ def loadgen(
     return out
 
 
+def steady_ms(seconds: list[float]) -> np.ndarray:
+    """Timings in ms, the first tenth (warm-up) left out."""
+    return np.array(seconds[len(seconds) // 10 :]) * 1e3
+
+
+def replays_one_at_a_time(engine: Any, graph: Any, count: int) -> list[float]:
+    """Seconds of each of ``count`` replays of ``graph`` on ``engine``'s stream, each waited for by
+    ``stream.synchronize()`` before the next: the raw latency SingleStream is held against."""
+    import torch
+
+    times = []
+    with torch.cuda.stream(engine.stream):
+        for _ in range(count):
+            t0 = time.perf_counter()
+            graph.replay()
+            engine.stream.synchronize()
+            times.append(time.perf_counter() - t0)
+    return times
+
+
 def bare_replay_ms(count: int) -> float:
-    """p90 of one bs-1 CUDA-graph replay waited for by ``stream.synchronize()``, one at a time: the raw
-    latency SingleStream is held against."""
+    """p90 of a bs-1 replay, one at a time (``replays_one_at_a_time``), on an engine of its own."""
     import torch
 
     from flowgraph.nodes.inference.node import InferenceParams
@@ -335,15 +354,9 @@ def bare_replay_ms(count: int) -> float:
     params = InferenceParams(backend="torch", device="cuda", precision="fp16", model=str(model_path()))
     engine = TorchEngine(model_path(), params, 0, _Ctx())
     graph, _, _, _ = engine._graph_for(1, torch.uint8, (224, 224, 3))
-    times = []
-    with torch.cuda.stream(engine.stream):
-        for _ in range(count):
-            t0 = time.perf_counter()
-            graph.replay()
-            engine.stream.synchronize()
-            times.append(time.perf_counter() - t0)
+    times = replays_one_at_a_time(engine, graph, count)
     engine.close()
-    return float(np.percentile(np.array(times[count // 10 :]) * 1e3, 90))
+    return float(np.percentile(steady_ms(times), 90))
 
 
 # SingleStream's graph (batch_merge, gpu_schedule and batch_split bypassed), fed one sample at a time.
@@ -384,7 +397,7 @@ def latency(count: int) -> dict[str, Any]:
     rows: dict[str, Any] = {}
 
     def record(name: str, seconds: list[float]) -> None:
-        ms = np.array(seconds[count // 10 :]) * 1e3  # the first tenth warms up
+        ms = steady_ms(seconds)
         rows[name] = {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90))}
         print(f"| {name} | {rows[name]['p50_ms']:.3f} | {rows[name]['p90_ms']:.3f} |", flush=True)
 
@@ -405,14 +418,7 @@ def latency(count: int) -> dict[str, Any]:
         engine = TorchEngine(model, params, 0, Ctx())
         graph, static_in, _, _ = engine._graph_for(1, torch.uint8, image.shape)
         static_in.copy_(torch.from_numpy(image[None]))
-        times: list[float] = []
-        with torch.cuda.stream(engine.stream):
-            for _ in range(count):
-                t0 = time.perf_counter()
-                graph.replay()
-                engine.stream.synchronize()
-                times.append(time.perf_counter() - t0)
-        record("CUDA-graph replay, stream.synchronize()", times)
+        record("CUDA-graph replay, stream.synchronize()", replays_one_at_a_time(engine, graph, count))
         # "spin": thread mode, the thread spinning in the driver rather than sleeping (spin_wait)
         for mode in ("callback", "thread", "spin"):
             gpu.WAIT_MODE = "callback" if mode == "callback" else "thread"
