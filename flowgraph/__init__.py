@@ -15,8 +15,10 @@ from .errors import (
     NodeFailure,
     RegistryError,
 )
+from .feeds import Feed
 from .graph import Graph, Run, run_event_loop
 from .load import LoadedGraph, load_graph, load_graph_text
+from .metrics import Failure
 from .node import (
     END,
     SKIP,
@@ -33,7 +35,6 @@ from .node import (
 )
 from .registry import all_node_types, node_type, resolve
 from .report import Report
-from .runtime import Failure, Feed
 from .spec import GraphSpec
 from .validate import CheckedGraph, validate
 

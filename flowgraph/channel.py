@@ -20,17 +20,25 @@ import contextlib
 from collections import deque
 from typing import Any
 
-from .node import END
-
-__all__ = ["EMPTY", "Channel", "ChannelClosed"]
+__all__ = ["EMPTY", "END", "Channel", "ChannelClosed", "Marker"]
 
 
-class _Empty:
+class Marker:
+    """A named singleton that flows beside items (end of stream, nothing ready, emit nothing)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
     def __repr__(self) -> str:
-        return "EMPTY"
+        return self.name
 
 
-EMPTY: Any = _Empty()
+END: Any = Marker("END")
+"""Returned by ``get`` once every producer of the channel has closed it (``Inbox.get`` passes it on)."""
+
+EMPTY: Any = Marker("EMPTY")
 """Returned by ``get_nowait`` when no item is ready (``None`` is a valid item)."""
 
 

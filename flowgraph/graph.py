@@ -19,9 +19,11 @@ from types import TracebackType
 from typing import Any
 
 from .channel import ChannelClosed
+from .feeds import Feed
 from .load import load_graph, load_graph_text
+from .metrics import Failure
 from .report import Report
-from .runtime import Failure, Feed, Runtime
+from .runtime import Runtime
 from .validate import CheckedGraph, CheckedNode, validate
 
 __all__ = ["Graph", "Run", "run_event_loop"]
@@ -79,6 +81,7 @@ class Graph:
         cache_dir: Path | None = None,
         announce: Callable[[str], None] = print,
         on_failure: Iterable[Callable[[Failure], None]] = (),
+        fast_path: bool = True,
     ) -> Run:
         """A new run of this graph, to be entered with ``async with``."""
         runtime = Runtime(
@@ -87,6 +90,7 @@ class Graph:
             cache_dir=cache_dir,
             announce=announce,
             on_failure=on_failure,
+            fast_path=fast_path,
         )
         return Run(runtime)
 

@@ -9,7 +9,18 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-__all__ = ["EdgeMetrics", "NodeMetrics", "Reservoir", "percentile"]
+__all__ = ["EdgeMetrics", "Failure", "NodeMetrics", "Reservoir", "percentile"]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A sample that did not complete, and why (recorded under ``on_error: skip``)."""
+
+    node: str
+    worker: int
+    sample: object | None
+    error: str
+    samples: int = 1
 
 
 class Reservoir:

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from .channel import END, Marker
+
 if TYPE_CHECKING:
-    from .runtime import Inbox, Outbox
+    from .ports import Inbox, Outbox
 
 __all__ = [
     "END",
@@ -38,20 +40,7 @@ __all__ = [
 ]
 
 
-class _Marker:
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-END: Any = _Marker("END")
-"""Returned by ``Inbox.get`` once every producer of that input has finished."""
-
-SKIP: Any = _Marker("SKIP")
+SKIP: Any = Marker("SKIP")
 """Returned by ``process`` to emit nothing for this item (it is then counted as consumed, not failed)."""
 
 
@@ -153,6 +142,9 @@ class NodeContext:
     """The node's error policy from the graph: 'fail' stops the graph, 'skip' records and goes on."""
     report_failure: Callable[[object, BaseException], None] = lambda sample, error: None
     """Records a failed sample (for nodes that handle errors themselves under ``on_error: skip``)."""
+    skip_item: Callable[[Any, BaseException], None] | None = None
+    """Records ``item`` as failed with ``error`` and counts its samples (``on_error: skip``); set by the
+    runtime."""
     observe: Callable[[float], None] = lambda seconds: None
     """Adds one latency observation (seconds) to the node's metrics, for nodes with their own ``run``."""
 
@@ -227,8 +219,15 @@ class Node:  # noqa: B024 - subclasses override process() or run(); neither is a
     async def run(self, io: WorkerIO) -> None:
         """One worker's whole life. Override for batching, routing, sources and multi-port nodes; the
         default reads ``io.inbox`` and calls ``process`` per item (the engine runs a faster copy of it)."""
+        skip = self.context.skip_item if self.context.on_error == "skip" else None
         while (item := await io.inbox.get()) is not END:
-            result = await self.process(item)
+            try:
+                result = await self.process(item)
+            except Exception as exc:
+                if skip is None:
+                    raise
+                skip(item, exc)
+                continue
             if result is not SKIP:
                 await io.out.send(result)
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from rich.table import Table
 
-from .runtime import Failure, Runtime
+from .metrics import Failure
+from .runtime import Runtime
 
 __all__ = ["Report"]
 
@@ -60,6 +61,13 @@ class Report:
             results=results,
             setup_s=runtime.setup_s,
         )
+
+    def node(self, name: str) -> dict[str, Any]:
+        """One node's figures (``nodes``' entry for ``name``)."""
+        for entry in self.nodes:
+            if entry["node"] == name:
+                return entry
+        raise KeyError(f"no node {name!r} in this report; nodes: {[n['node'] for n in self.nodes]}")
 
     @property
     def ok(self) -> bool:
