@@ -79,14 +79,14 @@ def inference_overhead(model: Path, batch_sizes: list[int], images: int, threads
 
 
 def whole_pipeline(variant: str, count: int, batch_size: int) -> None:
-    from flowgraph.cli import print_report
+    from rich.console import Console
 
     model = "builtin:resnet50" if variant == "full" else "builtin:resnet50-pruned"
     graph = Graph.from_yaml(
         "graphs/resnet50_offline.yaml", {"count": count, "model.path": model, "batch_size": batch_size}
     )
     report = graph.run_sync(announce=print)
-    print_report(report)
+    Console().print(*report.tables())
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from flowgraph import Graph, run_event_loop
 from flowgraph.load import parse_override
+from flowgraph.nodes.inference.backend import run_one
 
 RESNET50_FLOP = 8.2e9  # per 224x224 image (4.1 G multiply-adds)
 H100_FP16_DENSE = 989.4e12  # H100 SXM tensor-core peak, dense fp16
@@ -67,21 +68,20 @@ def ceiling(sizes: list[int], variants: list[str]) -> dict[str, Any]:
     per variant, its graphs captured largest first as the engine's ``prepare`` does."""
     import torch
 
-    from flowgraph.nodes.inference.node import InferenceParams
-    from flowgraph.nodes.inference.torch_backend import TorchEngine
+    from flowgraph.nodes.inference.torch_backend import TorchEngine, TorchParams
 
     out: dict[str, Any] = {}
     model = model_path()
     for variant in variants:
         name, settings = VARIANTS[variant]
-        params = InferenceParams(
+        params = TorchParams(
             backend="torch", device="cuda", precision="fp16", model=str(model), **settings
         )  # no batch_sizes: nothing captured at construction, each size below captures its own graph
         engine = TorchEngine(model, params, 0, _Ctx())
         engine.sizes = sorted(sizes)  # each size its own bucket, as a Server engine's batch_step gives
         for bs in sorted(sizes, reverse=True):
             t0 = time.perf_counter()
-            graph, static_in, _, _ = engine._graph_for(bs, torch.uint8, (224, 224, 3))
+            graph, static_in, _, _ = engine.graph_for(bs, torch.uint8, (224, 224, 3))
             setup_s = time.perf_counter() - t0
             static_in.copy_(torch.randint(0, 255, static_in.shape, dtype=torch.uint8, device="cuda"))
             iters = max(20, 3000 // bs)
@@ -200,7 +200,7 @@ def _write_jpegs(folder: Path, count: int, repeat: int) -> Path:
 
 
 def jpeg(count: int, repeat: int, engines: int, bs: int, decode_workers: list[int]) -> dict[str, Any]:
-    from flowgraph.cli import print_report
+    from rich.console import Console
 
     folder = _write_jpegs(Path("/tmp/flowgraph-jpegs"), count, repeat)
     out = {}
@@ -225,7 +225,7 @@ def jpeg(count: int, repeat: int, engines: int, bs: int, decode_workers: list[in
             f"\n### {name}: {s['images']} images, p_infer_whole {s['p_infer_whole']:,.0f} img/s, "
             f"p_infer_core {s['p_infer_core']:,.0f} img/s, whole/core {s['p_infer_whole'] / s['p_infer_core']:.3f}\n"
         )
-        print_report(report)
+        Console().print(*report.tables())
         out[name] = {"summary": s, "nodes": report.nodes}
     return out
 
@@ -240,7 +240,7 @@ def loadgen(
     on_device: bool = False,
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
+    from flowgraph.loadgen import LoadgenOptions, run_loadgen
 
     out: dict[str, Any] = {"server": [], "singlestream": None}
     base: dict[str, Any] = {"dataset.synthetic_count": 1024, "preprocess_workers": 16, **(overrides or {})}
@@ -317,9 +317,9 @@ def loadgen(
         f"(replay + stream.synchronize(), one at a time); difference {p90 - raw:.3f} ms"
     )
     if r.report is not None:
-        from flowgraph.cli import print_report
+        from rich.console import Console
 
-        print_report(r.report)
+        Console().print(*r.report.tables())
     out["singlestream"] = {"p90_ms": p90, "raw_ms": raw, "valid": r.valid, "metrics": r.metrics}
     return out
 
@@ -348,12 +348,11 @@ def bare_replay_ms(count: int) -> float:
     """p90 of a bs-1 replay, one at a time (``replays_one_at_a_time``), on an engine of its own."""
     import torch
 
-    from flowgraph.nodes.inference.node import InferenceParams
-    from flowgraph.nodes.inference.torch_backend import TorchEngine
+    from flowgraph.nodes.inference.torch_backend import TorchEngine, TorchParams
 
-    params = InferenceParams(backend="torch", device="cuda", precision="fp16", model=str(model_path()))
+    params = TorchParams(backend="torch", device="cuda", precision="fp16", model=str(model_path()))
     engine = TorchEngine(model_path(), params, 0, _Ctx())
-    graph, _, _, _ = engine._graph_for(1, torch.uint8, (224, 224, 3))
+    graph, _, _, _ = engine.graph_for(1, torch.uint8, (224, 224, 3))
     times = replays_one_at_a_time(engine, graph, count)
     engine.close()
     return float(np.percentile(steady_ms(times), 90))
@@ -387,8 +386,7 @@ def latency(count: int) -> dict[str, Any]:
     from singlestream_overhead import one_query_at_a_time  # bench/ is on the path when run as a script
 
     from flowgraph.nodes import gpu
-    from flowgraph.nodes.inference.node import InferenceParams
-    from flowgraph.nodes.inference.torch_backend import TorchEngine
+    from flowgraph.nodes.inference.torch_backend import TorchEngine, TorchParams
     from flowgraph.nodes.payloads import Image
     from flowgraph.nodes.transfer import as_batch
 
@@ -412,11 +410,11 @@ def latency(count: int) -> dict[str, Any]:
             def offload(fn: Any, *args: Any) -> Any:
                 return loop.run_in_executor(pool, fn, *args)
 
-        params = InferenceParams(
+        params = TorchParams(
             backend="torch", device="cuda", precision="fp16", model=str(model), batch_sizes=[1]
         )
         engine = TorchEngine(model, params, 0, Ctx())
-        graph, static_in, _, _ = engine._graph_for(1, torch.uint8, image.shape)
+        graph, static_in, _, _ = engine.graph_for(1, torch.uint8, image.shape)
         static_in.copy_(torch.from_numpy(image[None]))
         record("CUDA-graph replay, stream.synchronize()", replays_one_at_a_time(engine, graph, count))
         # "spin": thread mode, the thread spinning in the driver rather than sleeping (spin_wait)
@@ -434,7 +432,7 @@ def latency(count: int) -> dict[str, Any]:
             times = []
             for k in range(count):
                 t0 = time.perf_counter()
-                await engine.infer(as_batch(Image(k, 0, image, t0)))
+                await run_one(engine, as_batch(Image(k, 0, image, t0)))
                 times.append(time.perf_counter() - t0)
             record(f"engine.infer(host image), {mode}", times)
             copier = gpu.HostToDevice(3)
@@ -442,7 +440,7 @@ def latency(count: int) -> dict[str, Any]:
             for k in range(count):
                 t0 = time.perf_counter()
                 batch = await copier.copy(as_batch(Image(k, 0, image, t0)), Ctx.offload)
-                await engine.infer(batch)
+                await run_one(engine, batch)
                 times.append(time.perf_counter() - t0)
             record(f"memory_copy + engine.infer, {mode}", times)
             copier.close()
@@ -477,8 +475,8 @@ def qsl_offline(
     its own model, as before engines shared one (for a side-by-side check)."""
     from unittest import mock
 
+    from flowgraph.loadgen import LoadgenOptions, run_loadgen
     from flowgraph.nodes.inference import torch_backend
-    from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
 
     if separate_modules:
         with mock.patch.object(torch_backend, "_MODULES", _NoSharing()):
@@ -505,9 +503,9 @@ def qsl_offline(
         rate = r.metrics.get("Samples per second", "?")
         print(f"| {name} | {rate} | {r.valid} |", flush=True)
         if r.report is not None and not on_device:
-            from flowgraph.cli import print_report
+            from rich.console import Console
 
-            print_report(r.report)
+            Console().print(*r.report.tables())
         out[name] = {"samples_per_s": rate, "valid": r.valid, "reasons": r.reasons}
     return out
 

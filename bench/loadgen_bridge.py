@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from flowgraph import Node, Port, WorkerIO, WorkerRule, node_type, run_event_loop
-from flowgraph.nodes.inference.node import InferenceParams
-from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
+from flowgraph.loadgen import LoadgenOptions, run_loadgen
+from flowgraph.nodes.inference.torch_backend import TorchParams
 from flowgraph.nodes.payloads import Batch, Logits
 
 _SCORES = np.zeros((4096, 1000), np.float32)
@@ -31,7 +31,7 @@ _SCORES = np.zeros((4096, 1000), np.float32)
 class NullInference(Node):
     """Takes the inference node's params and answers every batch at once with zero scores."""
 
-    Params = InferenceParams
+    Params = TorchParams
     inputs: ClassVar = {"in": Port(Batch, partitioned=True)}
     outputs: ClassVar = {"out": Port(Logits)}
     worker_rule = WorkerRule.equals("engine_num")

@@ -22,7 +22,7 @@ from typing import Any
 
 from flowgraph import run_event_loop
 from flowgraph.load import parse_override
-from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
+from flowgraph.loadgen import LoadgenOptions, run_loadgen
 
 POLICIES: dict[str, dict[str, Any]] = {
     "queue-ahead": {},

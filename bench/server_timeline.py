@@ -38,13 +38,12 @@ from unittest.mock import patch
 
 import numpy as np
 
-from flowgraph import node_type, run_event_loop
+from flowgraph import Outbox, node_type, run_event_loop
 from flowgraph.load import parse_override
-from flowgraph.nodes.inference.node import Inference, InferenceParams
-from flowgraph.nodes.inference.torch_backend import _bucket, graph_sizes
-from flowgraph.nodes.loadgen import LoadgenOptions, _Bridge, run_loadgen
+from flowgraph.loadgen import Bridge, LoadgenOptions, run_loadgen
+from flowgraph.nodes.inference.node import Inference
+from flowgraph.nodes.inference.torch_backend import TorchParams, bucket_for, graph_sizes
 from flowgraph.nodes.payloads import Batch
-from flowgraph.runtime import Outbox
 
 H100_REPLAY_MS = {1: 0.645, 8: 0.984, 64: 5.314, 128: 10.585, 256: 20.852}
 """Bare replay of the fp16 eager CUDA graph per batch size on the H100 (RESULTS.md section 1, run 2)."""
@@ -70,13 +69,13 @@ class SimulatedGpuEngine:
     the batch in a thread (as the real launch does) and books the shared GPU; ``collect`` sleeps in a
     thread until the booked end (as the real completion wait blocks in one)."""
 
-    def __init__(self, params: InferenceParams, index: int, offload: Any, gpu: list[float]) -> None:
+    def __init__(self, params: TorchParams, index: int, offload: Any, gpu: list[float]) -> None:
         self.name, self.precision = f"simulated[{index}]", params.precision
         self.sizes = graph_sizes(params.batch_sizes, params.batch_step)
         self._offload, self._gpu = offload, gpu
 
     def bucket(self, n: int) -> int:
-        return _bucket(n, self.sizes)
+        return bucket_for(n, self.sizes)
 
     async def launch(self, batch: Batch) -> tuple[int, float]:
         await self._offload(batch.stacked)
@@ -222,25 +221,25 @@ class Timeline:
         timeline = self
         send_on, bridge_issue, bridge_item, bridge_complete = (
             Outbox.send,
-            _Bridge.issue_queries,
-            _Bridge._item,
-            _Bridge.complete,
+            Bridge.issue_queries,
+            Bridge._item,
+            Bridge.complete,
         )
 
-        def issue_queries(self: _Bridge, samples: list[Any]) -> None:
+        def issue_queries(self: Bridge, samples: list[Any]) -> None:
             now = time.perf_counter()
             for q in samples:
                 timeline.issued[q.id] = now
             bridge_issue(self, samples)
 
-        def item(self: _Bridge, sample_id: int, index: int) -> Any:
+        def item(self: Bridge, sample_id: int, index: int) -> Any:
             if timeline.cpu_first is None and sample_id >= 0:  # on LoadGen's thread or the loop
                 timeline.cpu_first = (timeline.loop_cpu(), time.process_time())
             image = bridge_item(self, sample_id, index)
             timeline.entered[sample_id] = image.t_start
             return image
 
-        def complete(self: _Bridge, answers: list[Any]) -> None:
+        def complete(self: Bridge, answers: list[Any]) -> None:
             now = time.perf_counter()
             for a in answers:
                 for qid in getattr(a, "sample_ids", None) or [a.sample_id]:
@@ -263,9 +262,9 @@ class Timeline:
 
         with (
             patch.object(Outbox, "send", send),
-            patch.object(_Bridge, "issue_queries", issue_queries),
-            patch.object(_Bridge, "_item", item),
-            patch.object(_Bridge, "complete", complete),
+            patch.object(Bridge, "issue_queries", issue_queries),
+            patch.object(Bridge, "_item", item),
+            patch.object(Bridge, "complete", complete),
         ):
             yield
 

@@ -33,6 +33,7 @@ from .node import (
     sample_count,
     sample_of,
 )
+from .ports import Inbox, Outbox
 from .registry import all_node_types, node_type, resolve
 from .report import Report
 from .spec import GraphSpec
@@ -49,6 +50,7 @@ __all__ = [
     "Feed",
     "FlowgraphError",
     "Graph",
+    "Inbox",
     "GraphFileError",
     "GraphSpec",
     "GraphStopped",
@@ -59,6 +61,7 @@ __all__ = [
     "Node",
     "NodeContext",
     "NodeFailure",
+    "Outbox",
     "Port",
     "RegistryError",
     "Report",

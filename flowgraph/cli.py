@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,25 @@ from .errors import (
 from .export import FORMATS, export
 from .graph import Graph, Run, run_event_loop
 from .load import parse_override
+from .plugins import Harness, command_registrars, harnesses
 from .registry import all_node_types, resolve
 from .report import Report
 
-__all__ = ["main"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "announcer",
+    "build_parser",
+    "console",
+    "install_interrupt",
+    "main",
+    "out",
+    "overrides",
+    "print_report",
+]
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
-SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 
 console = Console(stderr=True, soft_wrap=True)  # messages are greppable: never wrapped
 out = Console()
@@ -44,7 +57,7 @@ if not out.is_terminal:  # piped into a file or CI log: don't squeeze tables int
     out = Console(width=180)
 
 
-def _graph_args(parser: argparse.ArgumentParser) -> None:
+def graph_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("graph", type=Path, help="graph YAML file")
     parser.add_argument(
         "--set",
@@ -56,84 +69,73 @@ def _graph_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--set KEY=VALUE`` options as a dict."""
     return dict(parse_override(text) for text in args.overrides)
 
 
-def _load(args: argparse.Namespace, scenario: str | None = None, check_environment: bool = True) -> Graph:
+def load(args: argparse.Namespace, scenario: str | None = None, check_environment: bool = True) -> Graph:
     return Graph.from_yaml(
-        args.graph, _overrides(args), scenario=scenario, check_environment=check_environment
+        args.graph, overrides(args), scenario=scenario, check_environment=check_environment
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(harnesses: Sequence[Harness] | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser: the engine's own commands, then what installed extensions add (``plugins``)."""
+    harnesses = installed_harnesses() if harnesses is None else harnesses
+    scenarios = sorted({s for h in harnesses for s in h.scenarios}) or None
     parser = argparse.ArgumentParser(
         prog="flowgraph", description=__doc__.splitlines()[0] if __doc__ else None
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check a graph file without running it")
-    _graph_args(p)
-    p.add_argument("--scenario", choices=SCENARIOS)
+    graph_args(p)
+    p.add_argument("--scenario", choices=scenarios, help="check the graph as this scenario runs it")
+    p.set_defaults(handler=cmd_validate)
 
-    p = sub.add_parser("run", help="run a graph (under MLPerf LoadGen when --scenario is given)")
-    _graph_args(p)
+    p = sub.add_parser("run", help="run a graph (or hand it to a harness, e.g. MLPerf LoadGen)")
+    graph_args(p)
     p.add_argument("--report", type=Path, help="write the run's report as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
-    lg = p.add_argument_group("MLPerf LoadGen (needs flowgraph[loadgen])")
-    lg.add_argument("--scenario", choices=SCENARIOS)
-    lg.add_argument("--mode", choices=("performance", "accuracy"), default=None)
-    lg.add_argument("--target-qps", type=float, help="Server target / Offline expected QPS")
-    lg.add_argument("--target-latency-ms", type=float, help="Server latency bound / stream expected latency")
-    lg.add_argument("--count", type=int, help="limit the query/sample count for a quick run")
-    lg.add_argument("--time", type=float, help="min_duration in seconds for a quick run")
-    lg.add_argument("--mlperf-conf", type=Path, help="mlperf.conf (default: LoadGen's built-in)")
-    lg.add_argument("--user-conf", type=Path, help="user.conf with this system's settings")
-    lg.add_argument(
-        "--output", type=Path, help="LoadGen log folder (default results/<graph>/<scenario>/<mode>)"
-    )
+    for harness in harnesses:
+        harness.add_arguments(p.add_argument_group(harness.name))
+    p.set_defaults(handler=functools.partial(cmd_run, harnesses=harnesses))
 
     p = sub.add_parser("viz", help="export the graph as DOT, Mermaid, JSON, SVG or PNG")
-    _graph_args(p)
+    graph_args(p)
     p.add_argument("--format", choices=FORMATS, default="mermaid")
     p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout for text formats)")
-    p.add_argument("--scenario", choices=SCENARIOS, help="show the graph as this scenario runs it")
+    p.add_argument("--scenario", choices=scenarios, help="show the graph as this scenario runs it")
     p.add_argument("--report", type=Path, help="a run's --report JSON, to label nodes with their throughput")
+    p.set_defaults(handler=cmd_viz)
 
     p = sub.add_parser("nodes", help="list registered node types, their ports, params and worker rules")
     p.add_argument("name", nargs="?", help="show one type in full")
+    p.set_defaults(handler=cmd_nodes)
 
-    p = sub.add_parser("data", help="datasets")
-    data_sub = p.add_subparsers(dest="data_command", required=True)
-    s = data_sub.add_parser("synth", help="write a synthetic ImageNet-style folder of JPEGs with val_map.txt")
-    s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--count", type=int, default=64)
-    s.add_argument("--seed", type=int, default=0)
-
-    p = sub.add_parser("model", help="models")
-    model_sub = p.add_subparsers(dest="model_command", required=True)
-    b = model_sub.add_parser("build", help="write a ResNet50 ONNX model with deterministic random weights")
-    b.add_argument("arch", choices=("resnet50",))
-    b.add_argument("--out", type=Path, required=True)
-    b.add_argument("--variant", choices=("full", "pruned"), default="full")
-    b.add_argument("--seed", type=int, default=0)
-
-    p = sub.add_parser("accuracy", help="top-1 from an MLPerf mlperf_log_accuracy.json")
-    p.add_argument("log", type=Path)
-    p.add_argument("--val-map", type=Path, required=True)
-    p.add_argument(
-        "--label-offset",
-        type=int,
-        default=0,
-        help="added to the logged class before comparing (MLPerf's resnet50_v1.onnx: -1)",
-    )
+    for register in _extension(command_registrars, []):
+        register(sub)
     return parser
+
+
+def installed_harnesses() -> list[Harness]:
+    return _extension(harnesses, [])
+
+
+def _extension(find: Callable[[], Any], fallback: Any) -> Any:
+    """An extension lookup that warns instead of taking the whole CLI down with a broken package."""
+    try:
+        return find()
+    except RegistryError as exc:
+        console.print(f"[yellow]warning:[/yellow] {escape(str(exc))}", highlight=False)
+        return fallback
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return int(args.handler(args))
     except GraphFileError as exc:
         console.print(f"[red]invalid graph[/red]\n{escape(str(exc))}", highlight=False)
         return EXIT_INVALID
@@ -158,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    graph = _load(args, args.scenario)
+    graph = load(args, args.scenario)
     c = graph.checked
     out.print(
         f"{args.graph}: ok — {len(c.nodes)} nodes, {len(c.edges)} edges: "
@@ -169,10 +171,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    if args.scenario or args.mode:
-        return cmd_run_loadgen(args)
-    graph = _load(args)
+def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
+    chosen = [h for h in harnesses if h.selected(args)]
+    if len(chosen) > 1:
+        raise ValueError(
+            f"options of several harnesses given ({', '.join(h.name for h in chosen)}); pick one"
+        )
+    if chosen:
+        return chosen[0].run(args)
+    graph = load(args)
     report = run_event_loop(_run_with_progress(graph, quiet=args.quiet))
     if not args.quiet:
         print_report(report)
@@ -195,59 +202,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_run_loadgen(args: argparse.Namespace) -> int:
-    """``run --scenario``: MLPerf LoadGen drives the graph (the harness lives with the node types)."""
-    from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
-
-    options = LoadgenOptions(
-        scenario=args.scenario or "Offline",
-        mode=args.mode or "performance",
-        target_qps=args.target_qps,
-        target_latency_ms=args.target_latency_ms,
-        count=args.count,
-        time_s=args.time,
-        mlperf_conf=args.mlperf_conf,
-        user_conf=args.user_conf,
-        output=args.output,
-    )
-    announce = (
-        (lambda msg: None) if args.quiet else (lambda msg: console.print(msg, highlight=False, markup=False))
-    )
-    result = run_event_loop(run_loadgen(args.graph, _overrides(args), options, announce))
-    verdict = {True: "[green]VALID[/green]", False: "[red]INVALID[/red]", None: "[yellow]no summary[/yellow]"}
-    out.print(f"[bold]{result.scenario}[/bold] {result.mode}: {verdict[result.valid]}", highlight=False)
-    for key, value in result.metrics.items():
-        out.print(f"  {key}: {value}", highlight=False)
-    if result.valid is False:
-        for reason in result.reasons:
-            out.print(f"  {reason}", highlight=False)
-    if result.accuracy is not None:
-        a = result.accuracy
-        out.print(f"  accuracy: top-1 {100 * a.top1:.3f}% ({a.good}/{a.total})", highlight=False)
-    if result.settings_note:
-        out.print(f"  note: {result.settings_note}", highlight=False)
-    out.print(f"  logs: {result.log_dir}", highlight=False)
-    if args.report and result.report is not None:
-        result.report.write_json(args.report)
-    return EXIT_FAILED if result.valid is False else EXIT_OK
-
-
 def print_report(report: Report) -> None:
-    from rich.table import Table
-
-    out.print(report.node_table())
-    for name, summary in report.summaries.items():
-        table = Table(title=f"{name}", show_header=False)
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        for key, value in summary.items():
-            table.add_row(
-                key,
-                f"{value:,}"
-                if isinstance(value, int | float) and not isinstance(value, bool)
-                else str(value),
-            )
+    """The run's tables on standard output (``Report.tables``)."""
+    for table in report.tables():
         out.print(table)
+
+
+def announcer(quiet: bool) -> Callable[[str], None]:
+    """Where nodes' and harnesses' progress messages go: standard error, or nowhere when ``quiet``."""
+    if quiet:
+        return lambda msg: None
+    return lambda msg: console.print(msg, highlight=False, markup=False)
 
 
 def install_interrupt(run: Run) -> None:
@@ -312,7 +277,7 @@ async def _run_with_progress(graph: Graph, quiet: bool) -> Report:
 
 
 def cmd_viz(args: argparse.Namespace) -> int:
-    graph = _load(args, args.scenario, check_environment=False)
+    graph = load(args, args.scenario, check_environment=False)
     throughput = None
     if args.report:
         import json
@@ -370,40 +335,6 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     out.print(table)
     return EXIT_OK
 
-
-def cmd_data(args: argparse.Namespace) -> int:
-    from flowgraph.nodes.dataset import write_synthetic_dataset
-
-    folder = write_synthetic_dataset(args.out, args.count, seed=args.seed, progress=lambda i, n: None)
-    console.print(f"wrote {args.count} JPEGs and val_map.txt to {folder}")
-    return EXIT_OK
-
-
-def cmd_model(args: argparse.Namespace) -> int:
-    from flowgraph.nodes.inference.resnet50_onnx import build_resnet50
-
-    path = build_resnet50(args.out, variant=args.variant, seed=args.seed)
-    console.print(f"wrote ResNet50 ({args.variant}) to {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    return EXIT_OK
-
-
-def cmd_accuracy(args: argparse.Namespace) -> int:
-    from flowgraph.nodes.accuracy import top1_from_mlperf_log
-
-    result = top1_from_mlperf_log(args.log, args.val_map, label_offset=args.label_offset)
-    out.print(f"accuracy={100 * result.top1:.3f}%, good={result.good}, total={result.total}")
-    return EXIT_OK
-
-
-COMMANDS = {
-    "validate": cmd_validate,
-    "run": cmd_run,
-    "viz": cmd_viz,
-    "nodes": cmd_nodes,
-    "data": cmd_data,
-    "model": cmd_model,
-    "accuracy": cmd_accuracy,
-}
 
 if __name__ == "__main__":
     raise SystemExit(main())

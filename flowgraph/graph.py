@@ -62,6 +62,11 @@ class Graph:
             validate(load_graph_text(text, file, overrides, scenario), check_environment=check_environment)
         )
 
+    def with_params(self, node: str, **params: Any) -> Graph:
+        """This graph with some of ``node``'s params changed, checked by its ``Params``; the other nodes
+        are not checked again (a LoadGen QSL load runs the same front with other sample indices)."""
+        return Graph(self.checked.with_params(node, params))
+
     @property
     def name(self) -> str:
         return self.checked.name
@@ -164,6 +169,21 @@ class Run:
         """Put one item into an input node if its queue has room, and say whether it did (False: full,
         or the graph failed; use ``submit``). For callbacks on the loop, which cannot await."""
         return self.runtime.feed(node).put_nowait(item)
+
+    def tune(self, node: str, **values: Any) -> None:
+        """Change a running node's tunable params (``Node.tunables``), checked like the graph file's."""
+        nodes = self.runtime.nodes
+        if node not in nodes:
+            raise ValueError(f"no node {node!r} in this graph; nodes: {list(nodes)}")
+        nodes[node].tune(**values)
+
+    def node(self, name: str) -> Any:
+        """The running instance of node ``name``: for what a node type documents as readable after setup
+        (a dataset's labels), not for changing it (use ``tune``)."""
+        nodes = self.runtime.nodes
+        if name not in nodes:
+            raise ValueError(f"no node {name!r} in this graph; nodes: {list(nodes)}")
+        return nodes[name]
 
     def input(self, node: str | None = None) -> Feed:
         """The input node's ``Feed``: ``put``, ``put_nowait``, ``close``, and ``put_threadsafe`` for one

@@ -184,16 +184,41 @@ class Node:  # noqa: B024 - subclasses override process() or run(); neither is a
     worker_rule: ClassVar[WorkerRule] = WorkerRule.any()
     external_input: ClassVar[bool] = False
     """True for nodes fed by the embedding program (``Run.submit``) through ``WorkerIO.feed``."""
+    tunables: ClassVar[frozenset[str]] = frozenset()
+    """Params that may change while the node runs, through ``Run.tune`` (e.g. a batcher's deadline)."""
 
     def __init__(self, params: BaseModel, context: NodeContext) -> None:
         self.params = params
         self.context = context
 
     @classmethod
+    def params_model(cls, params: Mapping[str, Any]) -> type[BaseModel]:
+        """The model that checks this node's ``params`` as written: ``Params``, unless the node picks a
+        model by one of them (the inference node by ``backend``: a discriminated union whose members
+        other packages register). May raise ``ValueError`` for a value that picks nothing."""
+        return cls.Params
+
+    @classmethod
     def check_environment(cls, params: BaseModel) -> str | None:
         """Why this node cannot run on this machine (e.g. "no CUDA GPU"), or None. Checked by the validator
         so a GPU graph on a CPU machine fails before anything starts, not with a CUDA traceback."""
         return None
+
+    def tune(self, **values: Any) -> None:
+        """Change ``tunables`` params of a running node: checked by ``Params`` like the graph file's, then
+        ``tuned()`` applies them. Why one call: a harness that retunes a node (LoadGen's Server wait)
+        must not reach into its attributes."""
+        unknown = sorted(set(values) - self.tunables)
+        if unknown:
+            can = ", ".join(sorted(self.tunables)) or "nothing"
+            raise ValueError(
+                f"node '{self.context.name}' cannot tune {unknown} while running; it tunes: {can}"
+            )
+        self.params = type(self.params).model_validate({**self.params.model_dump(), **values})
+        self.tuned()
+
+    def tuned(self) -> None:
+        """Apply ``self.params`` after ``tune`` changed them (nodes that cache a param override this)."""
 
     async def offload(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         """Run blocking ``fn(*args)`` in this node's threads (OpenCV, ONNX Runtime, GPU waits release the GIL)."""

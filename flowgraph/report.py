@@ -89,6 +89,23 @@ class Report:
     def write_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
 
+    def tables(self) -> list[Table]:
+        """The per-node table, then one table per node summary (what ``flowgraph run`` prints)."""
+        tables = [self.node_table()]
+        for name, summary in self.summaries.items():
+            table = Table(title=f"{name}", show_header=False)
+            table.add_column("metric")
+            table.add_column("value", justify="right")
+            for key, value in summary.items():
+                shown = (
+                    f"{value:,}"
+                    if isinstance(value, int | float) and not isinstance(value, bool)
+                    else str(value)
+                )
+                table.add_row(key, shown)
+            tables.append(table)
+        return tables
+
     def node_table(self) -> Table:
         """Where the time went, per node: the first place to look when a pipeline is slow."""
         s = self.samples

@@ -8,7 +8,8 @@ only run once the earlier ones they rely on (types resolved, params parsed) have
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import networkx as nx
 from pydantic import BaseModel, ValidationError
@@ -59,14 +60,35 @@ class CheckedGraph:
     def topological_order(self) -> list[str]:
         return list(nx.topological_sort(self.digraph))
 
+    def with_params(self, node: str, params: Mapping[str, Any]) -> CheckedGraph:
+        """This graph with ``params`` merged into ``node``'s (checked by its ``Params``; the spec follows)."""
+        old = self.nodes[node]
+        merged = {**old.params.model_dump(), **params}
+        checked = replace(old, params=type(old.params).model_validate(merged))
+        spec = self.loaded.spec
+        node_spec = spec.nodes[node].model_copy(update={"params": {**spec.nodes[node].params, **params}})
+        loaded = replace(self.loaded, spec=spec.model_copy(update={"nodes": {**spec.nodes, node: node_spec}}))
+        return replace(self, loaded=loaded, nodes={**self.nodes, node: checked})
 
-def validate(loaded: LoadedGraph, *, check_environment: bool = True) -> CheckedGraph:
-    """Check every rule; return the checked graph or raise ``GraphValidationError`` listing all issues."""
+
+def validate(
+    loaded: LoadedGraph, *, check_environment: bool = True, known: Mapping[str, CheckedNode] | None = None
+) -> CheckedGraph:
+    """Check every rule; return the checked graph or raise ``GraphValidationError`` listing all issues.
+
+    ``known``: nodes already checked as part of a larger graph (a harness cutting a checked graph in
+    two): those with the same type and params are taken as they are, so only the structure and the
+    new nodes are checked again."""
     src = loaded.source
-    classes, issues = _resolve_types(loaded, src)
+    reuse = {
+        name: node
+        for name, node in (known or {}).items()
+        if name in loaded.spec.nodes and _same_node(loaded, name, node)
+    }
+    classes, issues = _resolve_types(loaded, src, reuse)
     if issues:
         raise GraphValidationError(issues)
-    nodes, issues = _parse_params_and_workers(loaded, classes, src)
+    nodes, issues = _parse_params_and_workers(loaded, classes, src, reuse)
     edges, edge_issues = _resolve_edges(loaded, classes, src)
     issues += edge_issues
     if not issues:
@@ -75,7 +97,7 @@ def validate(loaded: LoadedGraph, *, check_environment: bool = True) -> CheckedG
     graph = _digraph(loaded, edges)
     issues += _check_cycles(graph, src)
     if check_environment and not issues:
-        issues += _check_environment(nodes, src)
+        issues += _check_environment({n: c for n, c in nodes.items() if n not in reuse}, src)
     if issues:
         raise GraphValidationError(issues)
     return CheckedGraph(loaded, nodes, edges, graph)
@@ -84,10 +106,23 @@ def validate(loaded: LoadedGraph, *, check_environment: bool = True) -> CheckedG
 # --- rules ------------------------------------------------------------------------------------------
 
 
-def _resolve_types(loaded: LoadedGraph, src: SourceMap) -> tuple[dict[str, type[Node]], list[Issue]]:
-    classes: dict[str, type[Node]] = {}
+def _same_node(loaded: LoadedGraph, name: str, known: CheckedNode) -> bool:
+    spec = loaded.spec.nodes[name]
+    return (
+        spec.on_error == known.on_error
+        and spec.workers in (None, known.workers)
+        and (spec.type == known.cls.kind or spec.type == f"{known.cls.__module__}:{known.cls.__qualname__}")
+    )
+
+
+def _resolve_types(
+    loaded: LoadedGraph, src: SourceMap, reuse: Mapping[str, CheckedNode]
+) -> tuple[dict[str, type[Node]], list[Issue]]:
+    classes: dict[str, type[Node]] = {name: node.cls for name, node in reuse.items()}
     issues = []
     for name, node in loaded.spec.nodes.items():
+        if name in reuse:
+            continue
         try:
             classes[name] = resolve(node.type)
         except RegistryError as exc:
@@ -103,22 +138,32 @@ def _resolve_types(loaded: LoadedGraph, src: SourceMap) -> tuple[dict[str, type[
 
 
 def _parse_params_and_workers(
-    loaded: LoadedGraph, classes: dict[str, type[Node]], src: SourceMap
+    loaded: LoadedGraph, classes: dict[str, type[Node]], src: SourceMap, reuse: Mapping[str, CheckedNode]
 ) -> tuple[dict[str, CheckedNode], list[Issue]]:
-    nodes: dict[str, CheckedNode] = {}
+    nodes: dict[str, CheckedNode] = dict(reuse)
     issues: list[Issue] = []
     for name, node in loaded.spec.nodes.items():
+        if name in reuse:
+            continue
         cls = classes[name]
         try:
-            params = cls.Params.model_validate(node.params)
+            model = cls.params_model(node.params)
+        except (ValueError, RegistryError) as exc:
+            issues.append(src.issue(("nodes", name, "params"), str(exc), node=name))
+            continue
+        takes = (
+            f"{node.type} ({model.model_config['title']})" if model.model_config.get("title") else node.type
+        )
+        try:
+            params = model.model_validate(node.params)
         except ValidationError as exc:
             for err in exc.errors():
                 loc = tuple(err["loc"])
                 key = ".".join(str(p) for p in loc)
                 if err["type"] == "extra_forbidden":
                     fix = (
-                        did_you_mean(str(loc[-1]), cls.Params.model_fields)
-                        or f"{node.type} takes: {', '.join(cls.Params.model_fields) or 'no params'}"
+                        did_you_mean(str(loc[-1]), model.model_fields)
+                        or f"{takes} takes: {', '.join(model.model_fields) or 'no params'}"
                     )
                     issues.append(
                         src.issue(

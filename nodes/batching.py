@@ -71,9 +71,11 @@ class BatchMerge(Node):
         super().__init__(params, context)
         self.wait_s = params.max_wait_us / 1e6
 
-    def set_max_wait_us(self, microseconds: float) -> None:
-        """Retune the deadline while running (the LoadGen harness derives it from the measured batch time)."""
-        self.wait_s = max(0.0, microseconds) / 1e6
+    tunables = frozenset({"max_wait_us"})
+    """The LoadGen harness derives the Server deadline from a measured batch (``Run.tune``)."""
+
+    def tuned(self) -> None:
+        self.wait_s = self.params.max_wait_us / 1e6
 
     async def run(self, io: WorkerIO) -> None:
         max_batch, inbox = self.params.max_batch, io.inbox

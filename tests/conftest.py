@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +28,19 @@ def pytest_asyncio_loop_factories(config, item):
         return factories
     factories["uvloop"] = uvloop.new_event_loop
     return factories
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """A small synthetic ImageNet-style folder (24 JPEGs), made once per session."""
+    from flowgraph.nodes.dataset import write_synthetic_dataset
+
+    return write_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), 24, seed=1)
+
+
+@pytest.fixture(scope="session")
+def pruned_model(tmp_path_factory) -> Path:
+    """The pruned ResNet50 as ONNX, built once per session."""
+    from flowgraph.nodes.inference.resnet50_onnx import build_resnet50
+
+    return build_resnet50(tmp_path_factory.mktemp("models") / "pruned.onnx", "pruned")

@@ -1,9 +1,11 @@
 """The ``inference`` node: ``engine_num`` engines, one per worker, each fed its own queue by gpu_schedule.
 
 Why one worker per engine: an engine (a session, an execution context, a captured CUDA graph) runs one
-batch at a time, so its worker owns it; the validator enforces workers == engine_num. Core time (inside
-the backend) is tallied separately from the node's wall time so the report can tell the model's speed
-from the pipeline's.
+batch at a time, so its worker owns it; the validator enforces workers == engine_num. Which engine runs
+a batch is the partition of the edge it arrived on, nothing in the batch. Every backend meets one
+contract (``backend.Engine``: launch, collect) and runs in one loop, which keeps up to ``in_flight``
+batches launched. Core time (inside the backend) is tallied separately from the node's wall time so
+the report can tell the model's speed from the pipeline's.
 """
 
 from __future__ import annotations
@@ -11,104 +13,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel
 
 from flowgraph import END, Node, Port, SampleFailed, WorkerIO, WorkerRule, node_type, sample_of
 
 from ..payloads import Batch, Logits
-from .backend import Engine, PipelinedEngine, load_backend
+from .backend import Engine, EngineParams, backend_names, resolve_backend
 from .pacing import Pacer
 
 __all__ = ["Inference", "InferenceStats", "resolve_model"]
 
 BUILTIN_PREFIX = "builtin:"
-
-
-class InferenceParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    backend: Literal["onnxruntime", "torch", "tensorrt"] = Field("onnxruntime")
-    model: str = Field(
-        "builtin:resnet50",
-        description="ONNX file, builtin:resnet50[-pruned], or torchvision:resnet50 (torch)",
-    )
-    engine_num: int = Field(1, ge=1, description="engines (and workers) of this node")
-    threads: int | None = Field(
-        None, ge=1, description="onnxruntime: intra-op threads per engine (default cores/engines)"
-    )
-    output: str | None = Field(
-        None, description="model output to read (default: the first [batch, classes] float)"
-    )
-    precision: Literal["fp32", "fp16", "bf16", "int8"] = Field(
-        "fp32", description="torch/tensorrt compute precision"
-    )
-    device: Literal["cpu", "cuda"] = Field("cpu", description="where the engines run")
-    cuda_graphs: bool = Field(True, description="torch: capture a CUDA graph per batch size")
-    compile: bool = Field(False, description="torch: torch.compile the model first (slow start, faster run)")
-    compile_shapes: Literal["auto", "static"] = Field(
-        "auto",
-        description="torch.compile: 'auto' lets torch specialize the first batch size and share one "
-        "dynamic-shape compile among the rest; 'static' compiles every CUDA-graph bucket for its own "
-        "size (a compile each at setup)",
-    )
-    batch_sizes: list[int] = Field(
-        default_factory=list, description="torch/tensorrt: batch sizes to prepare ahead"
-    )
-    batch_step: int = Field(
-        0,
-        ge=0,
-        description="torch: also capture a graph for every multiple of this up to the largest batch size "
-        "(0: powers of two only); a partial batch then pads to at most step-1 more images",
-    )
-    inline_batch: int = Field(
-        8,
-        ge=0,
-        description="torch: batches of up to this many images already on the device launch their CUDA "
-        "graph on the event loop (~20 µs) instead of through a thread hand-off",
-    )
-    spin_wait: int = Field(
-        0,
-        ge=0,
-        description="torch on cuda: batches of up to this many images are waited for by a thread spinning "
-        "in the CUDA driver (one core busy while the batch runs, completion noticed sooner) instead of "
-        "one sleeping until the GPU's interrupt; 0: always sleep. A busy wait (off the event loop), so off "
-        "unless asked: SingleStream p90 was 0.08-0.15 ms lower with 1 on the H100 (bench/RESULTS.md 4i)",
-    )
-    in_flight: int = Field(
-        1,
-        ge=1,
-        le=4,
-        description="batches an engine keeps queued on its device (torch on cuda): with 2 the next batch "
-        "is asked for just before the device frees up, so it holds every query that arrived meanwhile "
-        "and the device never idles between batches",
-    )
-    top_k: int = Field(
-        0,
-        ge=0,
-        description="torch: rank inside the CUDA graph and send on each sample's top_k class indices "
-        "instead of its scores (no ranking on the event loop); 0: scores. Off in the shipped graphs: "
-        "it made compiled LoadGen Offline on the H100 about 20% slower, ranked by torch.topk or by k "
-        "rounds of argmax alike (bench/RESULTS.md 4g, 4h)",
-    )
-    input_format: Literal["uint8_nhwc", "float32_nchw"] = Field(
-        "uint8_nhwc", description="torch: the batches' format, for capturing CUDA graphs at setup"
-    )
-    cache_dir: str | None = Field(None, description="engine / compile caches (default: <cache>/engines)")
-    calibration_cache: str | None = Field(None, description="tensorrt int8: calibration cache file")
-
-    @field_validator("top_k")
-    @classmethod
-    def _ranking_needs_torch(cls, top_k: int, info: ValidationInfo) -> int:
-        backend = info.data.get("backend", "onnxruntime")
-        if top_k and backend != "torch":
-            raise ValueError(
-                f"top_k ranks on the device in the torch backend; backend {backend} sends scores "
-                "(set top_k: 0, and postprocess ranks them)"
-            )
-        return top_k
 
 
 class InferenceStats:
@@ -167,36 +86,40 @@ def resolve_model(spec: str, cache_dir: Path, announce: Any) -> Path:
 
 @node_type("inference")
 class Inference(Node):
-    """``Batch`` → ``Logits`` on the engine the batch was routed to."""
+    """``Batch`` → ``Logits`` on the engine of the partition the batch came in on.
 
-    Params = InferenceParams
-    params: InferenceParams
+    Its params are the chosen backend's model (``backend: torch`` → ``TorchParams``); ``Params`` lists
+    the ones every backend shares."""
+
+    Params = EngineParams
+    params: EngineParams
     inputs: ClassVar = {"in": Port(Batch, partitioned=True, doc="one queue per engine")}
     outputs: ClassVar = {"out": Port(Logits)}
     worker_rule = WorkerRule.equals("engine_num")
 
-    def __init__(self, params: InferenceParams, context: Any) -> None:
+    def __init__(self, params: EngineParams, context: Any) -> None:
         super().__init__(params, context)
         self.engines: list[Engine] = []
         self.stats = InferenceStats(params.engine_num)
         context.shared["inference"] = self.stats
 
     @classmethod
-    def check_environment(cls, params: BaseModel) -> str | None:
-        assert isinstance(params, InferenceParams)
-        if params.device == "cuda":
-            from ..gpu import cuda_problem
+    def params_model(cls, params: Mapping[str, Any]) -> type[BaseModel]:
+        name = params.get("backend", EngineParams.model_fields["backend"].default)
+        if not isinstance(name, str):
+            raise ValueError(f"backend must be a name ({', '.join(backend_names())}), got {name!r}")
+        return resolve_backend(name).Params
 
-            return cuda_problem(f"inference backend {params.backend} on cuda")
-        if params.backend == "tensorrt":
-            return "the tensorrt backend runs on the GPU only: set device: cuda"
-        return None
+    @classmethod
+    def check_environment(cls, params: BaseModel) -> str | None:
+        assert isinstance(params, EngineParams)
+        return resolve_backend(params.backend).check_environment(params)
 
     async def setup(self) -> None:
         model = await self.offload(
             resolve_model, self.params.model, self.context.cache_dir, self.context.announce
         )
-        backend = load_backend(self.params.backend)
+        backend = resolve_backend(self.params.backend)
         self.stats.backend = self.params.backend
         for index in range(self.params.engine_num):
             self.engines.append(await self.offload(backend.load, model, self.params, index, self.context))
@@ -207,38 +130,10 @@ class Inference(Node):
         return self.context.workers * (self.params.in_flight + 1)
 
     async def run(self, io: WorkerIO) -> None:
+        """Keep up to ``in_flight`` batches launched on this worker's engine; ask for the next one when
+        the pacer says the device is about to free up. Results go on in launch order. With
+        ``in_flight: 1`` this is launch, collect, answer, one batch at a time."""
         engine = self.engines[io.worker]
-        if self.params.in_flight > 1 and hasattr(engine, "launch"):
-            await self._run_pipelined(io, engine)  # type: ignore[arg-type]
-            return
-        stats = self.stats
-        async for batch in io.inbox:
-            t0 = time.perf_counter()
-            stats.begin(t0)
-            try:
-                scores = await engine.infer(batch)
-            finally:
-                t1 = time.perf_counter()
-                stats.end(t1)
-            await self._answer(io, batch, scores, t1 - t0)
-
-    async def _answer(self, io: WorkerIO, batch: Batch, scores: Any, seconds: float) -> None:
-        self.context.observe(seconds)
-        n = len(batch.sample_ids)
-        stats = self.stats
-        stats.images += n
-        stats.batches += 1
-        stats.max_batch = max(stats.max_batch, n)
-        if batch.release is not None:
-            batch.release()
-        if self.params.top_k:
-            await io.out.send(Logits(batch.sample_ids, batch.labels, None, batch.t_starts, top=scores))
-        else:
-            await io.out.send(Logits(batch.sample_ids, batch.labels, scores, batch.t_starts))
-
-    async def _run_pipelined(self, io: WorkerIO, engine: PipelinedEngine) -> None:
-        """Keep up to ``in_flight`` batches queued on the device; ask for the next one when the pacer
-        says the device is about to free up. Results go on in launch order."""
         pacer, depth = Pacer(), self.params.in_flight
         pending: deque[asyncio.Task[None]] = deque()
         try:
@@ -270,7 +165,7 @@ class Inference(Node):
                 token = pacer.launched(engine.bucket(len(batch.sample_ids)), asked, time.perf_counter())
                 previous = pending[-1] if pending else None
                 finish = self._finish(io, engine, (pacer, token), batch, handle, t0, previous)
-                pending.append(asyncio.create_task(finish))
+                pending.append(asyncio.ensure_future(finish))
             while pending:
                 await pending.popleft()
         finally:
@@ -282,7 +177,7 @@ class Inference(Node):
     async def _finish(
         self,
         io: WorkerIO,
-        engine: PipelinedEngine,
+        engine: Engine,
         paced: tuple[Pacer, int],
         batch: Batch,
         handle: Any,
@@ -299,7 +194,18 @@ class Inference(Node):
         paced[0].finished(paced[1], t1)
         if previous is not None:
             await previous  # answers leave in launch order (a failure there is raised by the worker)
-        await self._answer(io, batch, scores, t1 - t0)
+        self.context.observe(t1 - t0)
+        n = len(batch.sample_ids)
+        stats = self.stats
+        stats.images += n
+        stats.batches += 1
+        stats.max_batch = max(stats.max_batch, n)
+        if batch.release is not None:
+            batch.release()
+        if getattr(self.params, "top_k", 0):
+            await io.out.send(Logits(batch.sample_ids, batch.labels, None, batch.t_starts, top=scores))
+        else:
+            await io.out.send(Logits(batch.sample_ids, batch.labels, scores, batch.t_starts))
 
     async def teardown(self) -> None:
         for engine in self.engines:

@@ -84,7 +84,7 @@ def onnx_module(path: Path | str) -> Any:
                     conv = nn.Conv2d(
                         w.shape[1] * groups,
                         w.shape[0],
-                        tuple(w.shape[2:]),
+                        tuple(w.shape[2:]),  # type: ignore[arg-type]
                         tuple(a.get("strides", [1, 1])),
                         _symmetric_pads(list(a.get("pads", [])), node.name or key),
                         tuple(a.get("dilations", [1, 1])),
@@ -93,15 +93,15 @@ def onnx_module(path: Path | str) -> Any:
                     )
                     conv.weight.data.copy_(w)
                     if b is not None:
-                        conv.bias.data.copy_(b)
+                        conv.bias.data.copy_(b)  # type: ignore[union-attr]
                     self.layers[key] = conv
                 elif op == "BatchNormalization":
                     scale, bias, mean, var = (consts[n] for n in node.input[1:5])
                     bn = nn.BatchNorm2d(scale.shape[0], eps=float(a.get("epsilon", 1e-5)))
                     bn.weight.data.copy_(scale)
                     bn.bias.data.copy_(bias)
-                    bn.running_mean.copy_(mean)
-                    bn.running_var.copy_(var)
+                    bn.running_mean.copy_(mean)  # type: ignore[union-attr]
+                    bn.running_var.copy_(var)  # type: ignore[union-attr]
                     self.layers[key] = bn
                 elif op == "MaxPool":
                     self.layers[key] = nn.MaxPool2d(

@@ -7,13 +7,25 @@ image input works, NCHW or NHWC, fixed or dynamic batch.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field
 
 from flowgraph import DependencyMissing
 
-__all__ = ["OrtEngine", "load"]
+from .backend import Backend, EngineParams, backend
+
+__all__ = ["OnnxRuntimeBackend", "OnnxRuntimeParams", "OrtEngine"]
+
+
+class OnnxRuntimeParams(EngineParams):
+    model_config = ConfigDict(title="backend onnxruntime")
+
+    backend: Literal["onnxruntime"] = "onnxruntime"
+    threads: int | None = Field(None, ge=1, description="intra-op threads per engine (default cores/engines)")
 
 
 class OrtEngine:
@@ -61,8 +73,15 @@ class OrtEngine:
             )
         return self.session.run([self.output_name], {self.input_name: array})[0]
 
-    async def infer(self, batch: Any) -> Any:
-        return await self._offload(self._run, batch)
+    async def launch(self, batch: Any) -> Any:
+        # The session runs in the node's thread at once (it releases the GIL): the handle is that run.
+        return asyncio.ensure_future(self._offload(self._run, batch))
+
+    async def collect(self, handle: Any) -> Any:
+        return await handle
+
+    def bucket(self, n: int) -> int:
+        return n
 
     def close(self) -> None:
         del self.session
@@ -75,6 +94,19 @@ def _pick_output(session: Any) -> str:
     raise ValueError("the model has no [batch, classes] float output; name one with the 'output' param")
 
 
-def load(model: Path, params: Any, engine_index: int, context: Any) -> OrtEngine:
-    threads = params.threads or max(1, (os.cpu_count() or 1) // params.engine_num)
-    return OrtEngine(model, threads, params.output, context.offload, f"ort[{engine_index}]")
+@backend("onnxruntime")
+class OnnxRuntimeBackend(Backend):
+    """ONNX Runtime's CPU provider: the embedded default, on any machine."""
+
+    Params = OnnxRuntimeParams
+
+    @classmethod
+    def check_environment(cls, params: EngineParams) -> str | None:
+        if params.device == "cuda":
+            return "the onnxruntime backend runs on the CPU here: set device: cpu, or backend: torch"
+        return None
+
+    @classmethod
+    def load(cls, model: Path, params: Any, engine_index: int, context: Any) -> OrtEngine:
+        threads = params.threads or max(1, (os.cpu_count() or 1) // params.engine_num)
+        return OrtEngine(model, threads, params.output, context.offload, f"ort[{engine_index}]")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["FULL", "PRUNED", "ResNetWidths", "build_resnet50", "builtin_model_path"]
 
@@ -140,7 +141,7 @@ def build_resnet50(out: Path | str, variant: str = "full", seed: int = 0) -> Pat
     return out
 
 
-def _run_backbone(model: object, rng: object) -> object:
+def _run_backbone(model: Any, rng: Any) -> Any:
     """Features of 16 smooth random images (gradients plus blobs, mean-subtracted like MLPerf's input)."""
     import numpy as np
     import onnxruntime as ort

@@ -16,15 +16,37 @@ fetch their libraries from a host we cannot reach). This is written against Tens
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator
 
 from flowgraph import DependencyMissing
 
 from ..preprocess import MLPERF_MEANS
+from .backend import Backend, EngineParams, backend
 
-__all__ = ["TensorRTEngine", "engine_cache_key", "load"]
+__all__ = ["TensorRTBackend", "TensorRTEngine", "TensorRTParams", "engine_cache_key"]
+
+
+class TensorRTParams(EngineParams):
+    model_config = ConfigDict(title="backend tensorrt")
+
+    backend: Literal["tensorrt"] = "tensorrt"
+    batch_sizes: list[int] = Field(
+        default_factory=list, description="batch sizes to build for (the largest bounds the profile)"
+    )
+    cache_dir: str | None = Field(None, description="engine and timing caches (default: <cache>/engines)")
+    calibration_cache: str | None = Field(None, description="int8: calibration cache file")
+
+    @field_validator("threads")
+    @classmethod
+    def _gpu_only(cls, threads: int | None) -> int | None:
+        if threads is not None:
+            raise ValueError("tensorrt computes on the GPU: CPU threads do not apply (set threads: null)")
+        return threads
 
 
 def _import_tensorrt() -> Any:
@@ -185,16 +207,36 @@ class TensorRTEngine:
             self.output[:n].get(stream=self.stream, out=host)
         return host
 
-    async def infer(self, batch: Any) -> Any:
+    async def launch(self, batch: Any) -> Any:
         from ..gpu import stream_done
 
         host = await self._offload(self._launch, batch)
-        await stream_done(self.stream, self._offload)
+        return host, asyncio.ensure_future(stream_done(self.stream, self._offload))
+
+    async def collect(self, handle: Any) -> Any:
+        host, done = handle
+        await done
         return host.copy()  # the pinned buffer is reused by the next batch
+
+    def bucket(self, n: int) -> int:
+        return n
 
     def close(self) -> None:
         self.stream.synchronize()
 
 
-def load(model: Path, params: Any, engine_index: int, context: Any) -> TensorRTEngine:
-    return TensorRTEngine(model, params, engine_index, context)
+@backend("tensorrt")
+class TensorRTBackend(Backend):
+    """NVIDIA TensorRT on the GPU (not verified here: see the module's docstring)."""
+
+    Params = TensorRTParams
+
+    @classmethod
+    def check_environment(cls, params: EngineParams) -> str | None:
+        if params.device != "cuda":
+            return "the tensorrt backend runs on the GPU only: set device: cuda"
+        return super().check_environment(params)
+
+    @classmethod
+    def load(cls, model: Path, params: Any, engine_index: int, context: Any) -> TensorRTEngine:
+        return TensorRTEngine(model, params, engine_index, context)

@@ -24,15 +24,71 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import ConfigDict, Field, field_validator
 
 from flowgraph import DependencyMissing
 
 from ..preprocess import MLPERF_MEANS
+from .backend import Backend, EngineParams, backend
 
-__all__ = ["TorchEngine", "graph_sizes", "load", "load_module"]
+__all__ = ["TorchBackend", "TorchEngine", "TorchParams", "bucket_for", "graph_sizes", "load_module"]
+
+
+class TorchParams(EngineParams):
+    model_config = ConfigDict(title="backend torch")
+
+    backend: Literal["torch"] = "torch"
+    cuda_graphs: bool = Field(True, description="capture a CUDA graph per batch size")
+    compile: bool = Field(False, description="torch.compile the model first (slow start, faster run)")
+    compile_shapes: Literal["auto", "static"] = Field(
+        "auto",
+        description="torch.compile: 'auto' lets torch specialize the first batch size and share one "
+        "dynamic-shape compile among the rest; 'static' compiles every CUDA-graph bucket for its own "
+        "size (a compile each at setup)",
+    )
+    batch_sizes: list[int] = Field(default_factory=list, description="batch sizes to prepare ahead")
+    batch_step: int = Field(
+        0,
+        ge=0,
+        description="also capture a graph for every multiple of this up to the largest batch size "
+        "(0: powers of two only); a partial batch then pads to at most step-1 more images",
+    )
+    inline_batch: int = Field(
+        8,
+        ge=0,
+        description="batches of up to this many images already on the device launch their CUDA graph "
+        "on the event loop (~20 µs) instead of through a thread hand-off",
+    )
+    spin_wait: int = Field(
+        0,
+        ge=0,
+        description="on cuda: batches of up to this many images are waited for by a thread spinning "
+        "in the CUDA driver (one core busy while the batch runs, completion noticed sooner) instead of "
+        "one sleeping until the GPU's interrupt; 0: always sleep. A busy wait (off the event loop), so off "
+        "unless asked: SingleStream p90 was 0.08-0.15 ms lower with 1 on the H100 (bench/RESULTS.md 4i)",
+    )
+    top_k: int = Field(
+        0,
+        ge=0,
+        description="rank inside the CUDA graph and send on each sample's top_k class indices instead "
+        "of its scores (no ranking on the event loop); 0: scores. Off in the shipped graphs: it made "
+        "compiled LoadGen Offline on the H100 about 20% slower, ranked by torch.topk or by k rounds of "
+        "argmax alike (bench/RESULTS.md 4g, 4h)",
+    )
+    input_format: Literal["uint8_nhwc", "float32_nchw"] = Field(
+        "uint8_nhwc", description="the batches' format, for capturing CUDA graphs at setup"
+    )
+    cache_dir: str | None = Field(None, description="compile caches (default: <cache>/engines)")
+
+    @field_validator("precision")
+    @classmethod
+    def _no_int8(cls, precision: str) -> str:
+        if precision == "int8":
+            raise ValueError("the torch backend runs fp32, fp16 or bf16; int8 needs backend: tensorrt")
+        return precision
 
 
 def load_module(model: Path | str) -> Any:
@@ -63,7 +119,8 @@ def graph_sizes(batch_sizes: list[int], step: int = 0) -> list[int]:
     )
 
 
-def _bucket(n: int, sizes: list[int]) -> int:
+def bucket_for(n: int, sizes: list[int]) -> int:
+    """The CUDA-graph batch size a batch of ``n`` replays: the smallest captured size that fits."""
     for size in sorted(sizes):
         if size >= n:
             return size
@@ -125,13 +182,13 @@ class TorchEngine:
             import torch
         except ImportError as exc:
             raise DependencyMissing("the torch backend needs PyTorch: pip install 'flowgraph[gpu]'") from exc
-        if params.precision == "int8":
-            raise ValueError("the torch backend runs fp32, fp16 or bf16; int8 needs backend: tensorrt")
         self.torch = torch
         self.name = f"torch[{engine_index}]"
         self.precision = params.precision
         self.cuda = params.device == "cuda"
         self.device = torch.device("cuda" if self.cuda else "cpu")
+        if not self.cuda and params.threads:
+            torch.set_num_threads(params.threads)  # process-wide: torch has no per-module thread count
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[params.precision]
         self.use_graphs = self.cuda and params.cuda_graphs
         self.sizes = graph_sizes(params.batch_sizes, params.batch_step)
@@ -211,11 +268,11 @@ class TorchEngine:
         return torch.cat(picks, dim=1).to(torch.int32)
 
     # -- CUDA graphs -------------------------------------------------------------------------------
-    def _graph_for(self, n: int, dtype: Any, item_shape: tuple[int, ...]) -> tuple[Any, Any, Any, Any]:
+    def graph_for(self, n: int, dtype: Any, item_shape: tuple[int, ...]) -> tuple[Any, Any, Any, Any]:
         """(graph, static input, static output, the input as a CuPy array) for ``n`` inputs: the smallest
         captured bucket that holds them, captured now if there is none."""
         torch = self.torch
-        size = _bucket(n, self.sizes)
+        size = bucket_for(n, self.sizes)
         key = (size, dtype, item_shape)
         if key not in self.graphs:
             static_in = torch.zeros((size, *item_shape), dtype=dtype, device=self.device)
@@ -241,7 +298,7 @@ class TorchEngine:
             return
         x = self._as_tensor(example)
         for size in sorted(self.sizes, reverse=True):  # largest first: smaller graphs reuse its pool
-            self._graph_for(size, x.dtype, tuple(x.shape[1:]))
+            self.graph_for(size, x.dtype, tuple(x.shape[1:]))
         if not self.graphs:
             return
         _, _, out, as_cupy = self.graphs[max(self.graphs, key=lambda key: key[0])]
@@ -287,7 +344,7 @@ class TorchEngine:
                 self._wait_ready(batch)
                 return self._to_host(self._forward(self._as_tensor(batch.stacked())))
         n = len(batch.sample_ids)
-        graph, static_in, static_out, as_cupy = self._graph_for(n, *self._input_key(batch))
+        graph, static_in, static_out, as_cupy = self.graph_for(n, *self._input_key(batch))
         with self.cupy_stream:
             # The thread's current torch stream, set directly: replay launches on it.
             torch.cuda.set_stream(self.stream)
@@ -369,7 +426,7 @@ class TorchEngine:
         return self._host_views[slot][:n]
 
     def bucket(self, n: int) -> int:
-        return _bucket(n, self.sizes) if self.use_graphs else n
+        return bucket_for(n, self.sizes) if self.use_graphs else n
 
     def _launches_inline(self, batch: Any) -> bool:
         """A small batch replaying a captured graph launches in tens of µs: cheaper on the loop than a
@@ -404,9 +461,6 @@ class TorchEngine:
         await done  # the copy to host has landed; the loop never blocked
         return result.copy()  # the pinned buffer is reused by a later batch of this engine
 
-    async def infer(self, batch: Any) -> Any:
-        return await self.collect(await self.launch(batch))
-
     def device_memory_peak(self) -> int:
         return int(self.torch.cuda.max_memory_allocated()) if self.cuda else 0
 
@@ -418,5 +472,12 @@ class TorchEngine:
         self._host_views = [None] * len(self._host_views)
 
 
-def load(model: Path, params: Any, engine_index: int, context: Any) -> TorchEngine:
-    return TorchEngine(model, params, engine_index, context)
+@backend("torch")
+class TorchBackend(Backend):
+    """PyTorch on the GPU (CUDA graphs, fp16, torch.compile) or, for tests, on the CPU."""
+
+    Params = TorchParams
+
+    @classmethod
+    def load(cls, model: Path, params: Any, engine_index: int, context: Any) -> TorchEngine:
+        return TorchEngine(model, params, engine_index, context)

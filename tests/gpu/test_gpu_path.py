@@ -13,6 +13,7 @@ import pytest
 from graph_text import with_collector
 
 from flowgraph import Graph
+from flowgraph.nodes.inference.backend import run_one
 
 GPU_GRAPH = "graphs/resnet50_offline_gpu.yaml"
 
@@ -33,13 +34,12 @@ def jpegs(tmp_path_factory) -> Path:
 
 def cuda_torch_engine(model: Path, cache_dir: Path, **params: Any) -> Any:
     """A torch engine on the GPU whose offload runs inline: the test drives it from one task."""
-    from flowgraph.nodes.inference.node import InferenceParams
-    from flowgraph.nodes.inference.torch_backend import TorchEngine
+    from flowgraph.nodes.inference.torch_backend import TorchEngine, TorchParams
 
     async def inline(fn: Any, *args: Any) -> Any:
         return fn(*args)
 
-    params = InferenceParams(backend="torch", device="cuda", model=str(model), **params)
+    params = TorchParams(backend="torch", device="cuda", model=str(model), **params)
     return TorchEngine(model, params, 0, SimpleNamespace(cache_dir=cache_dir, offload=inline))
 
 
@@ -88,18 +88,17 @@ def test_gpu_graph_agrees_with_onnxruntime_on_the_cpu(
     assert report.summaries["postprocess"]["precision"] == precision
 
 
-def test_cuda_graph_buckets_match_eager(pruned, tmp_path):
+def test_cuda_graphbucket_fors_match_eager(pruned, tmp_path):
     import torch
 
-    from flowgraph.nodes.inference.node import InferenceParams
-    from flowgraph.nodes.inference.torch_backend import TorchEngine
+    from flowgraph.nodes.inference.torch_backend import TorchEngine, TorchParams
     from flowgraph.nodes.payloads import Batch
 
     class Ctx:
         cache_dir = tmp_path
         offload = None
 
-    params = InferenceParams(backend="torch", device="cuda", precision="fp32", model=str(pruned))
+    params = TorchParams(backend="torch", device="cuda", precision="fp32", model=str(pruned))
     graphed = TorchEngine(pruned, params, 0, Ctx())
     eager = TorchEngine(pruned, params.model_copy(update={"cuda_graphs": False}), 1, Ctx())
     x = np.random.default_rng(0).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
@@ -122,7 +121,7 @@ async def test_batches_launched_before_either_is_collected_keep_their_own_result
     assert len(set(pinned)) == 2 and all(buffer.is_pinned() for buffer in engine._host_out)
     rng = np.random.default_rng(1)
     xs = [rng.integers(0, 256, (4, 224, 224, 3), dtype=np.uint8) for _ in range(2)]
-    alone = [await engine.infer(Batch([0, 1, 2, 3], [0] * 4, x)) for x in xs]
+    alone = [await run_one(engine, Batch([0, 1, 2, 3], [0] * 4, x)) for x in xs]
     assert not np.allclose(alone[0], alone[1])
     handles = [await engine.launch(Batch([0, 1, 2, 3], [0] * 4, x)) for x in xs]
     together = [await engine.collect(h) for h in handles]
@@ -245,8 +244,8 @@ async def test_device_images_are_gathered_into_the_graph_input_by_the_engine(pru
             building.append(Image(k, 0, images[k]))
         batch = building.seal()
         assert batch.device == "cuda" and batch.array is None and len(batch.parts) == n
-        gathered = await engine.infer(batch)
-        stacked = await engine.infer(Batch(list(range(n)), [0] * n, host[:n]))
+        gathered = await run_one(engine, batch)
+        stacked = await run_one(engine, Batch(list(range(n)), [0] * n, host[:n]))
         assert np.allclose(gathered, stacked, atol=1e-4, rtol=1e-4)
         assert not np.allclose(gathered[0], gathered[1])
     engine.close()
@@ -260,8 +259,8 @@ async def test_an_engine_whose_only_graph_is_batch_one_builds_and_gathers(pruned
 
     engine = cuda_torch_engine(pruned, tmp_path, precision="fp32", batch_sizes=[1])
     library = cupy.asarray(np.random.default_rng(5).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8))
-    gathered = await engine.infer(Batch([0], [0], None, device="cuda", parts=[library[2]]))
-    stacked = await engine.infer(Batch([0], [0], library[2:].get()))
+    gathered = await run_one(engine, Batch([0], [0], None, device="cuda", parts=[library[2]]))
+    stacked = await run_one(engine, Batch([0], [0], library[2:].get()))
     assert np.allclose(gathered, stacked, atol=1e-4, rtol=1e-4)
     engine.close()
 
@@ -278,7 +277,7 @@ async def test_a_batch_reaches_the_graph_input_the_same_however_it_is_held(prune
 
     engine = cuda_torch_engine(pruned, tmp_path, precision="fp32", batch_sizes=[4])
     host = np.random.default_rng(7).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
-    expected = await engine.infer(Batch([0, 1, 2], [0] * 3, host.copy()))
+    expected = await run_one(engine, Batch([0, 1, 2], [0] * 3, host.copy()))
     held = {
         "host": lambda: host,
         "cupy": lambda: cupy.asarray(host),
@@ -286,7 +285,7 @@ async def test_a_batch_reaches_the_graph_input_the_same_however_it_is_held(prune
         "torch": lambda: torch.from_numpy(host).cuda(),
     }[form]()
     assert form != "cupy-strided" or not held.flags.c_contiguous
-    got = await engine.infer(Batch([0, 1, 2], [0] * 3, held, device="cpu" if form == "host" else "cuda"))
+    got = await run_one(engine, Batch([0, 1, 2], [0] * 3, held, device="cpu" if form == "host" else "cuda"))
     assert np.allclose(got, expected, atol=1e-4, rtol=1e-4)
     assert not np.allclose(got[0], got[1])
     assert torch.cuda.current_stream() == torch.cuda.default_stream()
@@ -310,7 +309,7 @@ async def test_only_batches_up_to_spin_wait_are_waited_for_by_a_spinning_thread(
     engine = cuda_torch_engine(pruned, tmp_path, precision="fp32", batch_sizes=[4], spin_wait=1)
     host = np.zeros((3, 224, 224, 3), np.uint8)
     for n in (1, 3):
-        await engine.infer(Batch(list(range(n)), [0] * n, host[:n]))
+        await run_one(engine, Batch(list(range(n)), [0] * n, host[:n]))
     assert spins == [True, False]
     engine.close()
 
@@ -398,8 +397,8 @@ async def test_an_engine_that_ranks_on_the_device_sends_the_top_classes_of_its_s
     ranking = cuda_torch_engine(pruned, tmp_path, precision="fp32", batch_sizes=[8], top_k=5)
     assert ranking.module is scoring.module  # one set of weights: only the graphs' last step differs
     x = np.random.default_rng(4).integers(0, 256, (6, 224, 224, 3), dtype=np.uint8)
-    scores = await scoring.infer(Batch(list(range(6)), [0] * 6, x))
-    top = await ranking.infer(Batch(list(range(6)), [0] * 6, x))
+    scores = await run_one(scoring, Batch(list(range(6)), [0] * 6, x))
+    top = await run_one(ranking, Batch(list(range(6)), [0] * 6, x))
     assert top.shape == (6, 5) and top.dtype == np.int32
     assert top[:, 0].tolist() == scores.argmax(1).tolist()
     for row, ranked in zip(scores, top, strict=True):
@@ -415,7 +414,7 @@ def test_loadgen_answers_the_same_with_the_samples_kept_on_the_gpu(pruned, jpegs
 
     pytest.importorskip("mlperf_loadgen", reason="LoadGen runs need flowgraph[loadgen]")
     from flowgraph import run_event_loop
-    from flowgraph.nodes.loadgen import LoadgenOptions, run_loadgen
+    from flowgraph.loadgen import LoadgenOptions, run_loadgen
 
     answers = {}
     for on_device in (False, True):

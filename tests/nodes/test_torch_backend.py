@@ -83,10 +83,9 @@ def _context(cache_dir):
 
 
 def test_engines_of_a_node_share_one_module_and_a_later_graph_builds_its_own(pruned_model, tmp_path):
-    from flowgraph.nodes.inference.node import InferenceParams
-    from flowgraph.nodes.inference.torch_backend import TorchEngine
+    from flowgraph.nodes.inference.torch_backend import TorchEngine, TorchParams
 
-    params = InferenceParams(backend="torch", model=str(pruned_model), engine_num=2)
+    params = TorchParams(backend="torch", model=str(pruned_model), engine_num=2)
     engines = [TorchEngine(pruned_model, params, index, _context(tmp_path)) for index in range(2)]
     assert engines[1].module is engines[0].module
     assert [engine.shared for engine in engines] == [False, True]
@@ -112,14 +111,13 @@ def test_each_compiled_module_leaves_dynamo_room_for_its_variants(
     # Dynamo counts compiled variants per code object, and every module built in a process shares its
     # forward's code; at the default limit (8) a second compiled module's later batch sizes silently
     # ran eager on the H100. Three graphs run one after another in one process (as the benches do).
-    from flowgraph.nodes.inference.node import InferenceParams
-    from flowgraph.nodes.inference.torch_backend import TorchEngine, graph_sizes
+    from flowgraph.nodes.inference.torch_backend import TorchEngine, TorchParams, graph_sizes
 
     config = torch._dynamo.config
     before = config.recompile_limit
     try:
         config.recompile_limit = 8
-        params = InferenceParams(
+        params = TorchParams(
             backend="torch",
             model=str(pruned_model),
             compile=True,
@@ -139,11 +137,10 @@ def test_each_compiled_module_leaves_dynamo_room_for_its_variants(
 
 
 def test_the_engine_ranks_as_postprocess_does_ties_included(pruned_model, tmp_path):
-    from flowgraph.nodes.inference.node import InferenceParams
-    from flowgraph.nodes.inference.torch_backend import TorchEngine
+    from flowgraph.nodes.inference.torch_backend import TorchEngine, TorchParams
     from flowgraph.nodes.postprocess import rank_top
 
-    params = InferenceParams(backend="torch", model=str(pruned_model), top_k=5)
+    params = TorchParams(backend="torch", model=str(pruned_model), top_k=5)
     engine = TorchEngine(pruned_model, params, 0, _context(tmp_path))
     scores = torch.randn(16, 1000)
     scores[3, [10, 20, 30]] = 100.0  # a three-way tie at the top: lower class first, as on the host

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flowgraph.nodes.inference.torch_backend import _bucket, graph_sizes
+from flowgraph.nodes.inference.torch_backend import bucket_for, graph_sizes
 
 
 def test_powers_of_two_up_to_the_largest_size_plus_the_sizes_asked_for():
@@ -14,6 +14,6 @@ def test_powers_of_two_up_to_the_largest_size_plus_the_sizes_asked_for():
 def test_a_step_adds_every_multiple_so_a_partial_batch_pads_less():
     sizes = graph_sizes([128], step=16)
     assert sizes == [1, 2, 4, 8, 16, 32, 48, 64, 80, 96, 112, 128]
-    assert _bucket(33, sizes) == 48  # without the step: 64
-    assert _bucket(33, graph_sizes([128])) == 64
-    assert all(_bucket(n, sizes) - n < 16 for n in range(1, 129))
+    assert bucket_for(33, sizes) == 48  # without the step: 64
+    assert bucket_for(33, graph_sizes([128])) == 64
+    assert all(bucket_for(n, sizes) - n < 16 for n in range(1, 129))

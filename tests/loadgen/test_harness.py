@@ -21,9 +21,7 @@ from tiny_models import constant_class_model  # noqa: E402
 
 from flowgraph import GraphFileError, NodeFailure, run_event_loop  # noqa: E402
 from flowgraph.cli import main  # noqa: E402
-from flowgraph.nodes.accuracy import top1_from_mlperf_log  # noqa: E402
-from flowgraph.nodes.loadgen import LoadgenOptions, _Bridge, run_loadgen  # noqa: E402
-from flowgraph.nodes.loadgen_conf import check_conf  # noqa: E402
+from flowgraph.loadgen import Bridge, LoadgenOptions, check_conf, run_loadgen, top1_from_mlperf_log  # noqa: E402
 
 GRAPH = Path("graphs/resnet50_offline.yaml")
 
@@ -239,16 +237,14 @@ def test_the_collector_skips_setup_objects_during_the_test_only_when_asked(
 ):
     import gc
 
-    from flowgraph.nodes.loadgen import _Bridge
-
     frozen_during: list[int] = []
-    issue = _Bridge.issue_queries
+    issue = Bridge.issue_queries
 
     def watching(self, samples):
         frozen_during.append(gc.get_freeze_count())
         issue(self, samples)
 
-    monkeypatch.setattr(_Bridge, "issue_queries", watching)
+    monkeypatch.setattr(Bridge, "issue_queries", watching)
     options = LoadgenOptions(scenario="SingleStream", count=20, output=tmp_path / "f", freeze_gc=freeze)
     run(tmp_path, dataset, answer_model, options)
     assert frozen_during and (min(frozen_during) > 0) is freeze  # frozen for every query, or never
@@ -269,13 +265,12 @@ class _FakeLoadgen:
         self.completed.extend(responses)
 
 
-def _bridge(lg: _FakeLoadgen, samples: int, loaded: range) -> _Bridge:
-    bridge = _Bridge(lg, asyncio.get_running_loop(), [0] * samples, lambda indices: None, flushable=False)
-    bridge.images = {i: object() for i in loaded}
-    return bridge
+def _bridge(lg: _FakeLoadgen, samples: int, loaded: range) -> Bridge:
+    library = SimpleNamespace(labels=[0] * samples, images={i: object() for i in loaded})
+    return Bridge(lg, asyncio.get_running_loop(), library, flushable=False)
 
 
-async def _issue_one_query_per_call_from_a_thread(bridge: _Bridge, queries: int) -> list[object]:
+async def _issue_one_query_per_call_from_a_thread(bridge: Bridge, queries: int) -> list[object]:
     """LoadGen's Server: issue_queries once per query, from its own thread, while the loop is blocked
     (joining that thread). Returns the callbacks handed to the loop meanwhile."""
     loop = asyncio.get_running_loop()
@@ -292,7 +287,7 @@ async def _issue_one_query_per_call_from_a_thread(bridge: _Bridge, queries: int)
     return wakes
 
 
-async def _stop(bridge: _Bridge, pump: asyncio.Task[None]) -> None:
+async def _stop(bridge: Bridge, pump: asyncio.Task[None]) -> None:
     bridge.closed = True
     bridge.wake.set()
     await pump

@@ -1,0 +1,103 @@
+"""``flowgraph run --scenario ...`` (the LoadGen harness) and ``flowgraph accuracy``, as CLI extensions."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from flowgraph import run_event_loop
+from flowgraph.cli import EXIT_FAILED, EXIT_OK, announcer, out, overrides
+
+from .conf import SCENARIOS
+
+__all__ = ["LoadgenHarness", "register_commands"]
+
+_TUNED_BY_HARNESS = "max_wait_us"
+
+
+class LoadgenHarness:
+    """MLPerf LoadGen drives the graph: ``--scenario`` and/or ``--mode`` select it."""
+
+    name = "MLPerf LoadGen (needs flowgraph[loadgen])"
+    scenarios = SCENARIOS
+
+    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
+        group.add_argument("--scenario", choices=SCENARIOS)
+        group.add_argument("--mode", choices=("performance", "accuracy"), default=None)
+        group.add_argument("--target-qps", type=float, help="Server target / Offline expected QPS")
+        group.add_argument(
+            "--target-latency-ms", type=float, help="Server latency bound / stream expected latency"
+        )
+        group.add_argument("--count", type=int, help="limit the query/sample count for a quick run")
+        group.add_argument("--time", type=float, help="min_duration in seconds for a quick run")
+        group.add_argument("--mlperf-conf", type=Path, help="mlperf.conf (default: LoadGen's built-in)")
+        group.add_argument("--user-conf", type=Path, help="user.conf with this system's settings")
+        group.add_argument(
+            "--output", type=Path, help="LoadGen log folder (default results/<graph>/<scenario>/<mode>)"
+        )
+
+    def selected(self, args: argparse.Namespace) -> bool:
+        return bool(getattr(args, "scenario", None) or getattr(args, "mode", None))
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .options import LoadgenOptions
+        from .run import run_loadgen
+
+        sets = overrides(args)
+        options = LoadgenOptions(
+            scenario=args.scenario or "Offline",
+            mode=args.mode or "performance",
+            target_qps=args.target_qps,
+            target_latency_ms=args.target_latency_ms,
+            count=args.count,
+            time_s=args.time,
+            mlperf_conf=args.mlperf_conf,
+            user_conf=args.user_conf,
+            output=args.output,
+            # A --set of the deadline is the user's choice: the harness does not derive one then.
+            tune_server_wait=not any(k.split(".")[-1] == _TUNED_BY_HARNESS for k in sets),
+        )
+        result = run_event_loop(run_loadgen(args.graph, sets, options, announcer(args.quiet)))
+        verdict = {
+            True: "[green]VALID[/green]",
+            False: "[red]INVALID[/red]",
+            None: "[yellow]no summary[/yellow]",
+        }
+        out.print(f"[bold]{result.scenario}[/bold] {result.mode}: {verdict[result.valid]}", highlight=False)
+        for key, value in result.metrics.items():
+            out.print(f"  {key}: {value}", highlight=False)
+        if result.valid is False:
+            for reason in result.reasons:
+                out.print(f"  {reason}", highlight=False)
+        if result.accuracy is not None:
+            a = result.accuracy
+            out.print(f"  accuracy: top-1 {100 * a.top1:.3f}% ({a.good}/{a.total})", highlight=False)
+        if result.settings_note:
+            out.print(f"  note: {result.settings_note}", highlight=False)
+        out.print(f"  logs: {result.log_dir}", highlight=False)
+        if args.report and result.report is not None:
+            result.report.write_json(args.report)
+        return EXIT_FAILED if result.valid is False else EXIT_OK
+
+
+def register_commands(commands: Any) -> None:
+    """``flowgraph accuracy``: top-1 from an MLPerf accuracy log."""
+    p = commands.add_parser("accuracy", help="top-1 from an MLPerf mlperf_log_accuracy.json")
+    p.add_argument("log", type=Path)
+    p.add_argument("--val-map", type=Path, required=True)
+    p.add_argument(
+        "--label-offset",
+        type=int,
+        default=0,
+        help="added to the logged class before comparing (MLPerf's resnet50_v1.onnx: -1)",
+    )
+    p.set_defaults(handler=_accuracy)
+
+
+def _accuracy(args: argparse.Namespace) -> int:
+    from .accuracy import top1_from_mlperf_log
+
+    result = top1_from_mlperf_log(args.log, args.val_map, label_offset=args.label_offset)
+    out.print(f"accuracy={100 * result.top1:.3f}%, good={result.good}, total={result.total}")
+    return EXIT_OK

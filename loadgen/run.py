@@ -1,0 +1,198 @@
+"""One LoadGen test of a graph: cut it at the QSL, start the SUT half, hand both to LoadGen, read back.
+
+Every query is answered exactly once; if the graph fails, the rest are answered empty at once so
+LoadGen can finish, and the failure is raised (and written beside LoadGen's logs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from flowgraph import Graph, Run, load_graph, validate
+from flowgraph.nodes.payloads import Image
+
+from .accuracy import top1_from_mlperf_log
+from .bridge import BRIDGE_KEY, Bridge
+from .options import LoadgenOptions, LoadgenResult, import_loadgen
+from .qsl import SampleLibrary
+from .settings import build_settings, read_summary
+from .split import split_for_loadgen
+
+__all__ = ["run_loadgen"]
+
+
+async def run_loadgen(
+    graph_file: Path,
+    overrides: dict[str, Any],
+    options: LoadgenOptions,
+    announce: Callable[[str], None] = print,
+    cache_dir: Path | None = None,
+) -> LoadgenResult:
+    """Run one LoadGen test of ``graph_file`` and return its result; raises ``NodeFailure`` if a node failed."""
+    lg = import_loadgen()
+    loaded = load_graph(graph_file, overrides, options.scenario)
+    # The whole graph, as the scenario runs it, is checked once: cut in two, the SUT's half starts at an
+    # input that takes anything, so a type mismatch across the cut (a bypass that sends an Image where a
+    # Batch is wanted) would otherwise surface only when the first query fails. The halves reuse its
+    # checked nodes: only their structure and the harness's own nodes are checked again.
+    whole = validate(loaded)
+    split = split_for_loadgen(loaded)
+    front = Graph(validate(split.front, known=whole.nodes))
+    back = Graph(validate(split.back, known=whole.nodes))
+    config = loaded.spec.params.get("loadgen") or {}
+    settings, note = build_settings(lg, options, str(config.get("model", "resnet50")))
+    log_dir = (
+        options.output
+        or Path("results") / (loaded.spec.name or graph_file.stem) / options.scenario / options.mode
+    )
+    log_dir.mkdir(parents=True, exist_ok=True)
+    start: dict[str, Any] = {"announce": announce}
+    if cache_dir is not None:
+        start["cache_dir"] = cache_dir
+
+    library = SampleLibrary(
+        front, split.source, start, on_device=bool(config.get("start_from_device", False))
+    )
+    await library.open(str(graph_file))
+    first = back.nodes[split.first_sut_node]
+    bridge = Bridge(lg, asyncio.get_running_loop(), library, flushable=first.cls.kind == "batch_merge")
+    total = len(library.labels)
+    performance_count = min(total, options.performance_sample_count or 1024)
+    sut = lg.ConstructSUT(bridge.issue_queries, bridge.flush_queries)
+    qsl = lg.ConstructQSL(total, performance_count, bridge.load_samples, bridge.unload_samples)
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = str(log_dir)
+    log_settings.log_output.copy_summary_to_stdout = False
+    log_settings.enable_trace = False  # on by default: 10 MB for a 1 s run (FACTS.md)
+
+    run = back.start(**start)
+    run.runtime.shared[BRIDGE_KEY] = bridge
+    extra: dict[str, Any] = {}
+    error: BaseException | None = None
+    try:
+        async with run, asyncio.TaskGroup() as helpers:
+            await (
+                run.started()
+            )  # LoadGen's clock must not run through our setup (CUDA-graph capture: seconds)
+            feed = run.input()
+            pump = helpers.create_task(_pump(bridge, feed), name="loadgen:pump")
+            watcher = helpers.create_task(_watch(run, bridge), name="loadgen:watch")
+            try:
+                # A batch_merge that pulls (capacity-0 edges out) batches what waited while the engines
+                # were busy: no deadline to derive.
+                pulls = all(e.capacity == 0 for e in back.checked.edges if e.source == split.first_sut_node)
+                if (
+                    options.scenario == "Server"
+                    and first.cls.kind == "batch_merge"
+                    and options.tune_server_wait
+                    and not pulls
+                ):
+                    extra["max_wait_us"] = await _tune_server_wait(
+                        run, back, bridge, split.first_sut_node, settings, announce
+                    )
+                with _frozen_gc(options.freeze_gc):
+                    await asyncio.to_thread(lg.StartTestWithLogSettings, sut, qsl, settings, log_settings)
+            finally:
+                bridge.closed = True
+                bridge.wake.set()
+                await asyncio.gather(pump, return_exceptions=True)
+                watcher.cancel()
+            if bridge.failure is not None:
+                raise bridge.failure
+    except BaseException as exc:
+        error = _unwrap(exc)
+        (log_dir / "flowgraph_error.txt").write_text(f"{type(error).__name__}: {error}\n")
+    finally:
+        lg.DestroyQSL(qsl)
+        lg.DestroySUT(sut)
+    if error is not None:
+        raise error
+    valid, metrics, reasons = read_summary(log_dir)
+    result = LoadgenResult(
+        options.scenario,
+        options.mode,
+        valid,
+        metrics,
+        reasons,
+        log_dir,
+        run.report,
+        settings_note=note,
+        extra=extra,
+    )
+    if options.mode == "accuracy" and library.val_map is not None:
+        offset = 0  # postprocess already applied the graph's label offset to what we logged
+        result.accuracy = top1_from_mlperf_log(log_dir / "mlperf_log_accuracy.json", library.val_map, offset)
+    return result
+
+
+async def _pump(bridge: Bridge, feed: Any) -> None:
+    """The bridge's pump, whose failure is kept as ``bridge.failure`` (and LoadGen answered) rather than
+    raised into the task group: that would cancel the wait on LoadGen's thread while its test runs."""
+    with contextlib.suppress(Exception):
+        await bridge.pump(feed.put, feed.put_nowait, feed.put_threadsafe)
+
+
+def _unwrap(error: BaseException) -> BaseException:
+    """The one error inside a task group's exception group (the graph's own failure comes first)."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
+@contextlib.contextmanager
+def _frozen_gc(freeze: bool) -> Iterator[None]:
+    """Collect once, then freeze what survives for the block (see ``LoadgenOptions.freeze_gc``)."""
+    if not freeze:
+        yield
+        return
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+async def _watch(run: Run, bridge: Bridge) -> None:
+    """When the graph fails, answer LoadGen at once so its test can end instead of waiting for us."""
+    try:
+        await asyncio.shield(run.task)
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        bridge.fail(exc)
+
+
+async def _tune_server_wait(
+    run: Run, graph: Graph, bridge: Bridge, merge_node: str, settings: Any, announce: Callable[[str], None]
+) -> float:
+    """Measure one full batch end to end, then let a partial batch wait what the latency bound leaves:
+    p99 ≈ wait + queueing + batch time, so wait = (bound - 2 x batch time) / 2, at least 0."""
+    size = graph.nodes[merge_node].params.max_batch  # type: ignore[attr-defined]
+    index = next(iter(bridge.images), None)
+    if index is None:  # nothing loaded yet: LoadGen loads the QSL first, so load one sample ourselves
+        await bridge.library.load([0])
+        index = 0
+    batch_s = float("inf")
+    for _ in range(3):  # the first batch pays for cold buffers; keep the fastest of three
+        bridge.warmup_left = size
+        bridge.warmup_done.clear()
+        t0 = time.perf_counter()
+        for k in range(size):
+            await run.submit(Image(-1 - k, -1, bridge.images[index], t0))
+        await bridge.warmup_done.wait()
+        batch_s = min(batch_s, time.perf_counter() - t0)
+    bound_s = settings.server_target_latency_ns / 1e9
+    wait_us = max(0.0, (bound_s - 2 * batch_s) / 2) * 1e6
+    run.tune(merge_node, max_wait_us=wait_us)
+    announce(
+        f"Server: a batch of {size} takes {batch_s * 1e3:.1f} ms end to end; latency bound "
+        f"{bound_s * 1e3:.0f} ms → max_wait_us {wait_us:.0f}"
+    )
+    return wait_us
