@@ -22,6 +22,7 @@ from .metrics import Failure
 from .node import (
     END,
     SKIP,
+    Follows,
     Node,
     NodeContext,
     NoParams,
@@ -49,6 +50,7 @@ __all__ = [
     "Failure",
     "Feed",
     "FlowgraphError",
+    "Follows",
     "Graph",
     "Inbox",
     "GraphFileError",

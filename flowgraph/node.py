@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "END",
     "SKIP",
+    "Follows",
     "NoParams",
     "SampleFailed",
     "Node",
@@ -86,6 +87,9 @@ class WorkerRule:
 
     ``fixed(1)``: batch merge, batch split and GPU schedule, whose order or global view needs one worker.
     ``equals("engine_num")``: one worker per engine, so the count must equal that param of the node.
+    ``per_partition()``: one worker per partition of the nearest node with a partitioned input, looking
+    downstream first, then upstream: a copy stage feeding engines, or a stage after them, runs one
+    worker per engine without its own copy of ``engine_num`` (the validator derives it and checks it).
     ``any()``: whatever the graph says (default 1).
     """
 
@@ -99,6 +103,10 @@ class WorkerRule:
     @classmethod
     def equals(cls, param: str) -> WorkerRule:
         return cls("equals", param)
+
+    @classmethod
+    def per_partition(cls) -> WorkerRule:
+        return cls("per_partition", 1)
 
     @classmethod
     def any(cls, default: int = 1) -> WorkerRule:
@@ -121,7 +129,20 @@ class WorkerRule:
             return f"exactly {self.value}"
         if self.kind == "equals":
             return f"equals params.{self.value}"
+        if self.kind == "per_partition":
+            return "one per partition of the engines it feeds or follows"
         return f"any (default {self.value})"
+
+
+@dataclass(frozen=True, slots=True)
+class Follows:
+    """A param that follows the same param of the nearest node upstream that has one (``source``: its
+    name there, when it differs). Left unset (None, 0 or empty), the validator fills it in; set, it must
+    agree, so a value declared once (the batch size) cannot drift apart between nodes. A list param
+    agrees when it contains the upstream value."""
+
+    param: str
+    source: str | None = None
 
 
 @dataclass
@@ -184,6 +205,8 @@ class Node:  # noqa: B024 - subclasses override process() or run(); neither is a
     worker_rule: ClassVar[WorkerRule] = WorkerRule.any()
     external_input: ClassVar[bool] = False
     """True for nodes fed by the embedding program (``Run.submit``) through ``WorkerIO.feed``."""
+    follows: ClassVar[tuple[Follows, ...]] = ()
+    """Params that must agree with (and default to) a param of the nearest upstream node that has it."""
     tunables: ClassVar[frozenset[str]] = frozenset()
     """Params that may change while the node runs, through ``Run.tune`` (e.g. a batcher's deadline)."""
 

@@ -62,7 +62,7 @@ class Postprocess(Node):
     outputs: ClassVar = {
         "out": Port(Answers, required=False, doc="Prediction per Scores, Predictions per Logits")
     }
-    worker_rule = WorkerRule.any()
+    worker_rule = WorkerRule.per_partition()  # one per engine, as the seeds' schedulers ran it
 
     def __init__(self, params: PostprocessParams, context: Any) -> None:
         super().__init__(params, context)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowgraph import END, Node, Port, WorkerIO, WorkerRule, node_type
+from flowgraph import END, Follows, Node, Port, WorkerIO, WorkerRule, node_type
 
 from .payloads import Batch, Image, ImageData
 
@@ -25,13 +25,15 @@ __all__ = ["MemoryCopy"]
 class MemoryCopyParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    engine_num: int = Field(1, ge=1, description="copy workers, one per engine")
     device: Literal["cpu", "cuda"] = Field("cpu", description="target device")
     pinned_buffers: int = Field(
         3, ge=1, description="cuda: pinned host buffers per worker (copies in flight)"
     )
     max_batch: int = Field(
-        0, ge=0, description="cuda: with sample_bytes, pin each buffer for a batch this big at setup"
+        0,
+        ge=0,
+        description="cuda: with sample_bytes, pin each buffer for a batch this big at setup (follows "
+        "batch_merge's max_batch)",
     )
     sample_bytes: int = Field(
         0, ge=0, description="cuda: bytes of one sample (224x224x3 uint8: 150528); 0: pin at first use"
@@ -46,7 +48,8 @@ class MemoryCopy(Node):
     params: MemoryCopyParams
     inputs: ClassVar = {"in": Port(ImageData, doc="a Batch, or a single Image (sent on as a batch of one)")}
     outputs: ClassVar = {"out": Port(Batch)}
-    worker_rule = WorkerRule.equals("engine_num")
+    worker_rule = WorkerRule.per_partition()  # one copy worker (stream, pinned ring) per engine
+    follows = (Follows("max_batch"),)
 
     @classmethod
     def check_environment(cls, params: BaseModel) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from flowgraph import Node, Port, WorkerRule
+from flowgraph import Follows, Node, Port, WorkerRule
 from flowgraph.nodes.inference.node import Inference
 
 
@@ -37,6 +37,28 @@ class PerEngine(Node):
 
     Params = EngineParams
     worker_rule = WorkerRule.equals("engine_num")
+
+    async def process(self, item: Any) -> Any:
+        return item
+
+
+class PerEngineQueue(PerEngine):
+    """Like ``PerEngine``, with a queue per engine (a partitioned input), as the inference node has."""
+
+    inputs: ClassVar = {"in": Port(partitioned=True)}
+
+
+class CopyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_batch: int = 0
+
+
+class CopyPerEngine(Node):
+    """A copy stage: one worker per engine it feeds, and a max_batch that follows the batcher's."""
+
+    Params = CopyParams
+    worker_rule = WorkerRule.per_partition()
+    follows = (Follows("max_batch"),)
 
     async def process(self, item: Any) -> Any:
         return item

@@ -160,3 +160,56 @@ def test_all_issues_are_reported_together():
         "  d: {type: collect}\nedges: [{from: a, to: b}]\n"
     )
     assert "c.in is not connected" in msg and "d.in is not connected" in msg
+
+
+ENGINES = f"""\
+nodes:
+  s: {{type: source, params: {{range: 8}}}}
+  b: {{type: batch, params: {{size: 4}}}}
+  c: {{type: "{F}:CopyPerEngine"{{copy}}}}
+  e: {{type: "{F}:PerEngineQueue", params: {{engine_num: 3}}}}
+  p: {{type: "{F}:CopyPerEngine"{{post}}}}
+  r: {{type: collect}}
+edges: [{{from: s, to: b}}, {{from: b, to: c}}, {{from: c, to: e}}, {{from: e, to: p}}, {{from: p, to: r}}]
+"""
+
+
+def engines_graph(copy: str = "", post: str = "") -> str:
+    return ENGINES.replace("{copy}", copy).replace("{post}", post)
+
+
+def test_stages_around_the_engines_default_to_one_worker_per_engine():
+    graph = Graph.from_text(engines_graph())
+    assert graph.nodes["c"].workers == 3  # feeds e, downstream
+    assert graph.nodes["p"].workers == 3  # follows e, upstream
+    assert sorted(n for batch in graph.run_sync().results for n in batch) == list(range(8))
+
+
+@pytest.mark.parametrize("node", ["copy", "post"])
+def test_a_stage_sized_for_other_engines_than_it_feeds_is_rejected(node):
+    msg = invalid(engines_graph(**{node: ", workers: 2"}))
+    name = "c" if node == "copy" else "p"
+    assert f"t.yaml:{4 if node == 'copy' else 6}: node '{name}': workers is 2" in msg
+    assert "one worker per engine of 'e', which has 3" in msg
+    assert "remove 'workers' (it follows e) or set workers: 3" in msg
+
+
+def test_a_stage_sized_for_its_engines_is_accepted():
+    assert Graph.from_text(engines_graph(copy=", workers: 3")).nodes["c"].workers == 3
+
+
+def test_a_param_that_follows_upstream_is_filled_in_and_must_agree():
+    assert Graph.from_text(engines_graph()).nodes["c"].params.max_batch == 0  # `batch` has no max_batch
+    follows = """\
+nodes:
+  s: {type: source, params: {range: 8}}
+  a: {type: "%s:CopyPerEngine", params: {max_batch: 4}}
+  c: {type: "%s:CopyPerEngine"%s}
+  r: {type: collect}
+edges: [{from: s, to: a}, {from: a, to: c}, {from: c, to: r}]
+"""
+    assert Graph.from_text(follows % (F, F, "")).nodes["c"].params.max_batch == 4
+    assert Graph.from_text(follows % (F, F, ", params: {max_batch: 4}")).nodes["c"].params.max_batch == 4
+    msg = invalid(follows % (F, F, ", params: {max_batch: 8}"))
+    assert "t.yaml:4: node 'c': max_batch is 8 but a.max_batch is 4" in msg
+    assert "remove c's max_batch (it follows a.max_batch) or make them agree" in msg

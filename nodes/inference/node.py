@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from flowgraph import END, Node, Port, SampleFailed, WorkerIO, WorkerRule, node_type, sample_of
+from flowgraph import END, Follows, Node, Port, SampleFailed, WorkerIO, WorkerRule, node_type, sample_of
 
 from ..payloads import Batch, Logits
 from .backend import Engine, EngineParams, backend_names, resolve_backend
@@ -96,6 +96,7 @@ class Inference(Node):
     inputs: ClassVar = {"in": Port(Batch, partitioned=True, doc="one queue per engine")}
     outputs: ClassVar = {"out": Port(Logits)}
     worker_rule = WorkerRule.equals("engine_num")
+    follows = (Follows("batch_sizes", source="max_batch"),)  # backends that prepare batch sizes ahead
 
     def __init__(self, params: EngineParams, context: Any) -> None:
         super().__init__(params, context)

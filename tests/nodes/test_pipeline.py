@@ -188,3 +188,24 @@ def test_ranking_on_the_device_is_refused_for_a_backend_that_sends_scores():
         Graph.from_text(Path(GRAPH).read_text(), {"inference.top_k": 5}, file=GRAPH)
     message = str(info.value)
     assert GRAPH in message and "inference" in message and "top_k" in message and "onnxruntime" in message
+
+
+def test_copy_and_postprocess_run_one_worker_per_inference_engine():
+    graph = Graph.from_yaml(GRAPH, {"engine_num": 3})
+    assert [graph.nodes[n].workers for n in ("memory_copy", "inference", "postprocess")] == [3, 3, 3]
+    assert [graph.nodes[n].workers for n in ("batch_merge", "gpu_schedule", "batch_split")] == [1, 1, 1]
+
+
+def test_memory_copy_sized_for_other_engines_than_inference_is_rejected():
+    from flowgraph import GraphValidationError
+
+    text = (
+        Path(GRAPH)
+        .read_text()
+        .replace("    type: memory_copy\n", "    type: memory_copy\n    workers: 2\n", 1)
+    )
+    with pytest.raises(GraphValidationError) as err:
+        Graph.from_text(text, {"engine_num": 3}, file=GRAPH)
+    message = str(err.value)
+    assert f"{GRAPH}:38: node 'memory_copy': workers is 2" in message
+    assert "one worker per engine of 'inference', which has 3" in message

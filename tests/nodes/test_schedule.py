@@ -56,9 +56,9 @@ PULL_CHAIN = """
 nodes:
   i: {{type: input}}
   m: {{type: batch_merge, params: {{max_batch: 4, max_wait_us: 0}}}}
-  c: {{type: memory_copy, params: {{engine_num: {engines}}}}}
+  c: {{type: memory_copy}}  # one copy worker per engine: derived from e
   s: {{type: gpu_schedule}}
-  e: {{type: "fixture_nodes:PerEngine", params: {{engine_num: {engines}}}}}
+  e: {{type: "fixture_nodes:PerEngineQueue", params: {{engine_num: {engines}}}}}
   r: {{type: collect}}
 edges:
   - {{from: i, to: m}}
@@ -74,7 +74,9 @@ async def test_a_pull_chain_delivers_every_image_and_ends():
     # a batch must give their promise back, or a sibling holding the last batch waits forever.
     for engines in (1, 2, 3):
         images = [Image(k, 0, np.zeros((2, 2, 3), np.uint8)) for k in range(23)]
-        report = await asyncio.wait_for(Graph.from_text(PULL_CHAIN.format(engines=engines)).run(images), 5)
+        graph = Graph.from_text(PULL_CHAIN.format(engines=engines))
+        assert graph.nodes["c"].workers == engines
+        report = await asyncio.wait_for(graph.run(images), 5)
         assert sorted(i for b in report.results for i in b.sample_ids) == list(range(23))
 
 
@@ -89,7 +91,7 @@ async def test_memory_copy_feeding_engines_directly_sends_to_the_engine_that_ask
         f"""
 nodes:
   i: {{type: input}}
-  c: {{type: memory_copy, params: {{engine_num: 2}}}}
+  c: {{type: memory_copy}}
   e: {{type: "fixture_nodes:GatedEngine", params: {{engine_num: 2, gate: {gate}}}}}
   r: {{type: collect}}
 edges: [{{from: i, to: c}}, {{from: c, to: e, capacity: 0}}, {{from: e, to: r}}]
