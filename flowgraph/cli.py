@@ -299,6 +299,24 @@ def cmd_viz(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _param_lines(model: Any, skip: set[str], described: bool) -> list[str]:
+    lines = []
+    for fname, field in model.model_fields.items():
+        if fname in skip:
+            continue
+        if field.is_required():
+            default = "required"
+        elif field.default_factory is not None:
+            default = f"= {field.default_factory()!r}"
+        else:
+            default = f"= {field.default!r}"
+        line = f"{fname} {default}"
+        if described and field.description:
+            line += f"  — {field.description}"
+        lines.append(line)
+    return lines
+
+
 def cmd_nodes(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -315,19 +333,13 @@ def cmd_nodes(args: argparse.Namespace) -> int:
             or "—"
         )
         outs = ", ".join(f"{p}: {port.type.__name__}" for p, port in cls.outputs.items()) or "—"
-        fields = []
-        for fname, field in cls.Params.model_fields.items():
-            if field.is_required():
-                default = "required"
-            elif field.default_factory is not None:
-                default = f"= {field.default_factory()!r}"  # type: ignore[call-arg]
-            else:
-                default = f"= {field.default!r}"
-            line = f"{fname} {default}"
-            if args.name and field.description:
-                line += f"  — {field.description}"
-            fields.append(line)
-        table.add_row(name, ins, outs, str(cls.worker_rule), "\n".join(fields) or "—")
+        fields = _param_lines(cls.Params, set(), args.name is not None)
+        for variant, model in cls.params_variants().items():  # e.g. each inference backend's own
+            extra = _param_lines(model, set(cls.Params.model_fields), args.name is not None)
+            fields.append(f"[{variant}] " + ("; ".join(extra) if not args.name else "") or "—")
+            if args.name:
+                fields.extend(f"  {line}" for line in extra)
+        table.add_row(name, ins, outs, str(cls.worker_rule), escape("\n".join(fields)) or "—")
         if args.name:
             doc = (cls.__doc__ or "").strip()
             if doc:

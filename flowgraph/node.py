@@ -28,6 +28,7 @@ __all__ = [
     "END",
     "SKIP",
     "Follows",
+    "Needs",
     "NoParams",
     "SampleFailed",
     "Node",
@@ -135,6 +136,32 @@ class WorkerRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Needs:
+    """Modules a node type imports when it runs, and what installs them (``pip install ...``).
+
+    Why declared: node modules import their heavy libraries lazily, so listing or validating any graph
+    works on the engine's light base install; a graph that uses a node whose libraries are missing is
+    then refused at validation, saying what to install, instead of failing mid-run with a traceback."""
+
+    install: str
+    """What to pip install, e.g. ``flowgraph[cpu]``."""
+    modules: tuple[str, ...]
+
+    def missing(self) -> list[str]:
+        """The modules that cannot be imported here."""
+        import importlib.util
+
+        return [m for m in self.modules if importlib.util.find_spec(m) is None]
+
+    def problem(self, what: str) -> str | None:
+        """Why ``what`` cannot run here for want of a module, or None."""
+        missing = self.missing()
+        if not missing:
+            return None
+        return f"{what} needs {', '.join(missing)}, not installed here: pip install '{self.install}'"
+
+
+@dataclass(frozen=True, slots=True)
 class Follows:
     """A param that follows the same param of the nearest node upstream that has one (``source``: its
     name there, when it differs). Left unset (None, 0 or empty), the validator fills it in; set, it must
@@ -205,6 +232,8 @@ class Node:  # noqa: B024 - subclasses override process() or run(); neither is a
     worker_rule: ClassVar[WorkerRule] = WorkerRule.any()
     external_input: ClassVar[bool] = False
     """True for nodes fed by the embedding program (``Run.submit``) through ``WorkerIO.feed``."""
+    needs: ClassVar[Needs | None] = None
+    """Libraries the node imports when it runs (checked by the validator before anything starts)."""
     follows: ClassVar[tuple[Follows, ...]] = ()
     """Params that must agree with (and default to) a param of the nearest upstream node that has it."""
     tunables: ClassVar[frozenset[str]] = frozenset()
@@ -220,6 +249,11 @@ class Node:  # noqa: B024 - subclasses override process() or run(); neither is a
         model by one of them (the inference node by ``backend``: a discriminated union whose members
         other packages register). May raise ``ValueError`` for a value that picks nothing."""
         return cls.Params
+
+    @classmethod
+    def params_variants(cls) -> Mapping[str, type[BaseModel]]:
+        """The models ``params_model`` can pick, by name, for ``flowgraph nodes`` (none by default)."""
+        return {}
 
     @classmethod
     def check_environment(cls, params: BaseModel) -> str | None:

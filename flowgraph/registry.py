@@ -16,12 +16,14 @@ from typing import TypeVar
 from .errors import RegistryError, did_you_mean
 from .node import Node
 
-__all__ = ["ENTRY_POINT_GROUP", "all_node_types", "node_type", "resolve"]
+__all__ = ["ENTRY_POINT_GROUP", "all_node_types", "forget_entry_points", "node_type", "resolve"]
 
 ENTRY_POINT_GROUP = "flowgraph.nodes"
 
 _types: dict[str, type[Node]] = {}
 _loaded = False
+_broken: dict[str, str] = {}
+"""Entry points that failed to import, and why: named when a type cannot be found."""
 
 N = TypeVar("N", bound=type[Node])
 
@@ -48,7 +50,17 @@ def _load_entry_points() -> None:
         return
     _loaded = True
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        ep.load()
+        try:
+            ep.load()
+        except ImportError as exc:  # one broken package must not hide every other node type
+            _broken[ep.name] = f"{ep.value}: {exc}"
+
+
+def forget_entry_points() -> None:
+    """Read the entry points again on next use (a test that installs a node package)."""
+    global _loaded
+    _loaded = False
+    _broken.clear()
 
 
 def all_node_types() -> dict[str, type[Node]]:
@@ -77,4 +89,5 @@ def resolve(name: str) -> type[Node]:
     except KeyError:
         suggestion = did_you_mean(name, _types, n=3, show=repr)
         hint = f"; {suggestion}" if suggestion else ""
-        raise RegistryError(f"unknown node type {name!r}{hint}") from None
+        broken = "".join(f"; entry point {k!r} failed to load ({v})" for k, v in sorted(_broken.items()))
+        raise RegistryError(f"unknown node type {name!r}{hint}{broken}") from None

@@ -460,7 +460,8 @@ def _follow(
 def _check_environment(nodes: dict[str, CheckedNode], src: SourceMap) -> list[Issue]:
     issues = []
     for name, node in nodes.items():
-        problem = node.cls.check_environment(node.params)
+        needs = node.cls.needs
+        problem = (needs and needs.problem(f"{node.cls.kind}")) or node.cls.check_environment(node.params)
         if problem:
             issues.append(src.issue(("nodes", name), problem, node=name))
     return issues

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
-from flowgraph import Node, Port, WorkerIO, WorkerRule, node_type
+from flowgraph import Needs, Node, Port, WorkerIO, WorkerRule, node_type
 from flowgraph.nodes.payloads import Answers, Flush, Image, Prediction, Predictions
 
 __all__ = ["BRIDGE_KEY", "Bridge", "LoadgenComplete", "SampleStore"]
@@ -44,6 +44,7 @@ class LoadgenComplete(Node):
     inputs: ClassVar = {"in": Port(Answers)}
     outputs: ClassVar = {}
     worker_rule = WorkerRule.fixed(1)
+    needs = Needs("flowgraph[loadgen]", ("numpy", "mlperf_loadgen"))
 
     async def run(self, io: WorkerIO) -> None:
         bridge = self.context.shared[BRIDGE_KEY]

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowgraph import Port, SampleFailed, Source, WorkerRule, node_type
+from flowgraph import Needs, Port, SampleFailed, Source, WorkerRule, node_type
 
 from .payloads import Sample
 
@@ -64,6 +64,12 @@ class ImageNetSource(Source):
     params: ImageNetParams
     outputs: ClassVar = {"out": Port(Sample)}
     worker_rule = WorkerRule.fixed(1)
+
+    @classmethod
+    def check_environment(cls, params: BaseModel) -> str | None:
+        if getattr(params, "path", None) == SYNTHETIC:  # generating the JPEGs takes numpy and OpenCV
+            return Needs("flowgraph[cpu]", ("numpy", "cv2")).problem("imagenet with path: synthetic")
+        return None
 
     def __init__(self, params: ImageNetParams, context: Any) -> None:
         super().__init__(params, context)

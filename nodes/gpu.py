@@ -11,8 +11,6 @@ import os
 from collections.abc import Awaitable
 from typing import Any
 
-import numpy as np
-
 __all__ = ["HostToDevice", "cuda_problem", "new_stream", "on_device", "stream_done"]
 
 _STREAMS: list[Any] = []
@@ -124,10 +122,14 @@ class HostToDevice:
             self.free.put_nowait((self._pinned(reserve_bytes) if reserve_bytes else None, None))
 
     def _pinned(self, nbytes: int) -> Any:
+        import numpy as np
+
         return np.frombuffer(self.cupy.cuda.alloc_pinned_memory(nbytes), np.uint8)
 
     def _stage(self, host: Any, batch: Any) -> tuple[Any, Any]:
         """Copy into the pinned buffer and queue host→device (in a thread: a bs-256 float batch is 150 MB)."""
+        import numpy as np
+
         if batch.parts is not None:  # stack straight into pinned memory: the batch's only host copy
             first = batch.parts[0]
             shape, dtype = (len(batch.parts), *first.shape), first.dtype
@@ -164,6 +166,8 @@ class HostToDevice:
     async def copy(self, batch: Any, offload: Any) -> Any:
         """Host ``batch`` → the same batch with ``array`` on the device, ``ready`` an event on the copy.
         A batch already on the device (start_from_device, GPU preprocessing) passes through untouched."""
+        import numpy as np
+
         if on_device(batch.array if batch.parts is None else batch.parts[0]):
             return batch  # the engine stacks device parts itself, on its own stream
         if batch.parts is None and batch.array.nbytes <= INLINE_BYTES:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowgraph import Node, Port, WorkerIO, WorkerRule, node_type
+from flowgraph import Needs, Node, Port, WorkerIO, WorkerRule, node_type
 from flowgraph.metrics import Reservoir
 
 from .payloads import Answers, ClassScores, Logits, Prediction, Predictions, Scores
@@ -63,6 +63,7 @@ class Postprocess(Node):
         "out": Port(Answers, required=False, doc="Prediction per Scores, Predictions per Logits")
     }
     worker_rule = WorkerRule.per_partition()  # one per engine, as the seeds' schedulers ran it
+    needs = Needs("flowgraph[cpu]", ("numpy",))
 
     def __init__(self, params: PostprocessParams, context: Any) -> None:
         super().__init__(params, context)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowgraph import END, Node, Port, SampleFailed, WorkerIO, WorkerRule, node_type
+from flowgraph import END, Needs, Node, Port, SampleFailed, WorkerIO, WorkerRule, node_type
 
 from .payloads import Image, Sample
 
@@ -124,6 +124,7 @@ class Preprocess(Node):
     inputs: ClassVar = {"in": Port(Sample)}
     outputs: ClassVar = {"out": Port(Image)}
     worker_rule = WorkerRule.any(default=2)
+    needs = Needs("flowgraph[cpu]", ("numpy", "cv2"))
 
     async def setup(self) -> None:
         import cv2

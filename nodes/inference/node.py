@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from flowgraph import END, Follows, Node, Port, SampleFailed, WorkerIO, WorkerRule, node_type, sample_of
 
 from ..payloads import Batch, Logits
-from .backend import Engine, EngineParams, backend_names, resolve_backend
+from .backend import Engine, EngineParams, all_backends, backend_names, resolve_backend
 from .pacing import Pacer
 
 __all__ = ["Inference", "InferenceStats", "resolve_model"]
@@ -110,6 +110,10 @@ class Inference(Node):
         if not isinstance(name, str):
             raise ValueError(f"backend must be a name ({', '.join(backend_names())}), got {name!r}")
         return resolve_backend(name).Params
+
+    @classmethod
+    def params_variants(cls) -> Mapping[str, type[BaseModel]]:
+        return {f"backend: {name}": b.Params for name, b in all_backends().items()}
 
     @classmethod
     def check_environment(cls, params: BaseModel) -> str | None:

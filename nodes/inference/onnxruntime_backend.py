@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from flowgraph import DependencyMissing
+from flowgraph import DependencyMissing, Needs
 
 from .backend import Backend, EngineParams, backend
 
@@ -102,6 +102,14 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def check_environment(cls, params: EngineParams) -> str | None:
+        modules = (
+            ("numpy", "onnxruntime", "onnx")
+            if params.model.startswith("builtin:")
+            else ("numpy", "onnxruntime")
+        )
+        missing = Needs("flowgraph[cpu]", modules).problem("inference backend onnxruntime")
+        if missing:
+            return missing
         if params.device == "cuda":
             return "the onnxruntime backend runs on the CPU here: set device: cpu, or backend: torch"
         return None

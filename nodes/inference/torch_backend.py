@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ConfigDict, Field, field_validator
 
-from flowgraph import DependencyMissing
+from flowgraph import DependencyMissing, Needs
 
 from ..preprocess import MLPERF_MEANS
 from .backend import Backend, EngineParams, backend
@@ -477,6 +477,11 @@ class TorchBackend(Backend):
     """PyTorch on the GPU (CUDA graphs, fp16, torch.compile) or, for tests, on the CPU."""
 
     Params = TorchParams
+
+    @classmethod
+    def check_environment(cls, params: EngineParams) -> str | None:
+        missing = Needs("flowgraph[gpu]", ("numpy", "torch")).problem("inference backend torch")
+        return missing or super().check_environment(params)
 
     @classmethod
     def load(cls, model: Path, params: Any, engine_index: int, context: Any) -> TorchEngine:
