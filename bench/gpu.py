@@ -119,7 +119,7 @@ params: {{engine_num: {engines}, batch_size: {bs}}}
 nodes:
   samples: {{type: input}}
   batch_merge: {{type: batch_merge, params: {{max_batch: {bs}, max_wait_us: 2000}}}}
-  memory_copy: {{type: memory_copy, params: {{engine_num: {engines}, device: cuda}}}}
+  memory_copy: {{type: memory_copy, params: {{device: cuda}}}}
   gpu_schedule: {{type: gpu_schedule}}
   inference: {{type: inference, params: {{backend: torch, device: cuda, model: "{model}", engine_num: {engines},
               precision: fp16, batch_sizes: [{bs}], compile: {compile}}}}}
@@ -362,7 +362,7 @@ def bare_replay_ms(count: int) -> float:
 SINGLE = """
 nodes:
   samples: {{type: input}}
-  memory_copy: {{type: memory_copy, params: {{engine_num: 1, device: cuda}}}}
+  memory_copy: {{type: memory_copy, params: {{device: cuda}}}}
   inference: {{type: inference, params: {{backend: torch, device: cuda, model: "{model}", engine_num: 1,
               precision: fp16, batch_sizes: [1], spin_wait: {spin}}}}}
   postprocess: {{type: postprocess}}
@@ -387,8 +387,7 @@ def latency(count: int) -> dict[str, Any]:
 
     from flowgraph.nodes import gpu
     from flowgraph.nodes.inference.torch_backend import TorchEngine, TorchParams
-    from flowgraph.nodes.payloads import Image
-    from flowgraph.nodes.transfer import as_batch
+    from flowgraph.nodes.payloads import Batch
 
     model = model_path()
     image = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
@@ -432,17 +431,17 @@ def latency(count: int) -> dict[str, Any]:
             times = []
             for k in range(count):
                 t0 = time.perf_counter()
-                await run_one(engine, as_batch(Image(k, 0, image, t0)))
+                await run_one(engine, Batch([k], [0], image[None], [t0]))
                 times.append(time.perf_counter() - t0)
-            record(f"engine.infer(host image), {mode}", times)
+            record(f"engine launch + collect (host image), {mode}", times)
             copier = gpu.HostToDevice(3)
             times = []
             for k in range(count):
                 t0 = time.perf_counter()
-                batch = await copier.copy(as_batch(Image(k, 0, image, t0)), Ctx.offload)
-                await run_one(engine, batch)
+                array, ready = await copier.copy(Batch([k], [0], image[None], [t0]), Ctx.offload)
+                await run_one(engine, Batch([k], [0], array, [t0], ready=ready))
                 times.append(time.perf_counter() - t0)
-            record(f"memory_copy + engine.infer, {mode}", times)
+            record(f"memory_copy + engine launch + collect, {mode}", times)
             copier.close()
             pipeline = Graph.from_text(SINGLE.format(model=model, spin=spin))
             times = await one_query_at_a_time(pipeline, image, count, cache_dir=CACHE)

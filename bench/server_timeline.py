@@ -78,7 +78,6 @@ class SimulatedGpuEngine:
         return bucket_for(n, self.sizes)
 
     async def launch(self, batch: Batch) -> tuple[int, float]:
-        await self._offload(batch.stacked)
         now = time.perf_counter()
         seconds = replay_ms(self.bucket(len(batch.sample_ids))) / 1e3 * GPU_SLOWDOWN[0]
         self._gpu[0] = max(now, self._gpu[0]) + seconds
@@ -88,9 +87,6 @@ class SimulatedGpuEngine:
         n, end = handle
         await self._offload(time.sleep, max(0.0, end - time.perf_counter()))
         return np.zeros((n, 1000), np.float32)
-
-    async def infer(self, batch: Batch) -> Any:
-        return await self.collect(await self.launch(batch))
 
     def close(self) -> None:
         pass

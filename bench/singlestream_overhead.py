@@ -29,7 +29,7 @@ from flowgraph.nodes.payloads import Batch, Image
 GRAPH = """
 nodes:
   samples: {type: input}
-  memory_copy: {type: memory_copy, params: {engine_num: 1}}
+  memory_copy: {type: memory_copy}
   inference: {type: bench-instant-inference, params: {backend: onnxruntime, model: unused.onnx, engine_num: 1}}
   postprocess: {type: postprocess}
   results: {type: collect}
@@ -64,12 +64,18 @@ class InstantEngine:
         time.sleep(self.wait_s)
         _mark("thread's wait ends")
 
-    async def infer(self, batch: Batch) -> Any:
+    async def launch(self, batch: Batch) -> Any:
         if self.wait_s:
             _mark("engine starts")
             await self.offload(self._wait)
             _mark("loop resumes")
         return np.zeros((len(batch.sample_ids), 1000), np.float32)
+
+    async def collect(self, handle: Any) -> Any:
+        return handle
+
+    def bucket(self, n: int) -> int:
+        return n
 
     def close(self) -> None:
         pass

@@ -5,7 +5,8 @@ batch_merge (one worker, arrival order): a batch is complete when it holds ``max
 batch is sealed only once the next stage wants it (``Outbox.wanted``); until then it keeps taking the
 images that arrive. So with a ``capacity: 0`` edge behind it, a batch is formed when the next stage asks
 for one, holding everything that waited meanwhile (Server). ``max_wait_us: 0`` never waits for more
-images than are queued. No image is copied here: a batch holds references, stacked later off the loop.
+images than are queued. No image is copied here: ``Images`` holds references, which memory_copy stacks
+off the loop.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowgraph import END, Node, Port, WorkerIO, WorkerRule, node_type
 
-from .gpu import on_device
-from .payloads import Batch, Flush, Image, Logits, Scores
+from .payloads import Flush, Image, Images, Logits, Scores
 
 __all__ = ["BatchMerge", "BatchSplit"]
 
@@ -31,14 +31,13 @@ class BatchMergeParams(BaseModel):
 
 
 class _Open:
-    """The batch being filled. Images are only referenced, never copied here: the consumer stacks them
-    in its own thread (host images into pinned memory, device images into the engine's input), so no
-    copy, and no CUDA call, runs on the event loop."""
+    """The batch being filled. Images are only referenced, never copied here: memory_copy stacks them
+    in its own thread or on its own stream (host images into pinned memory, device images gathered by
+    one kernel), so no copy, and no CUDA call, runs on the event loop."""
 
-    __slots__ = ("device", "ids", "labels", "parts", "t_starts")
+    __slots__ = ("ids", "labels", "parts", "t_starts")
 
-    def __init__(self, first: Image) -> None:
-        self.device = "cuda" if on_device(first.array) else "cpu"
+    def __init__(self) -> None:
         self.parts: list[Any] = []
         self.ids: list[int] = []
         self.labels: list[int] = []
@@ -53,18 +52,19 @@ class _Open:
         self.labels.append(image.label)
         self.t_starts.append(image.t_start)
 
-    def seal(self) -> Batch:
-        return Batch(self.ids, self.labels, None, self.t_starts, device=self.device, parts=self.parts)
+    def seal(self) -> Images:
+        return Images(self.ids, self.labels, self.parts, self.t_starts)
 
 
 @node_type("batch_merge")
 class BatchMerge(Node):
-    """``Image`` → ``Batch`` of up to ``max_batch``, waiting at most ``max_wait_us``."""
+    """``Image`` → ``Images`` (up to ``max_batch``, referenced, not stacked), waiting at most
+    ``max_wait_us``."""
 
     Params = BatchMergeParams
     params: BatchMergeParams
     inputs: ClassVar = {"in": Port(Image)}
-    outputs: ClassVar = {"out": Port(Batch)}
+    outputs: ClassVar = {"out": Port(Images)}
     worker_rule = WorkerRule.fixed(1)
 
     def __init__(self, params: BatchMergeParams, context: Any) -> None:
@@ -82,7 +82,7 @@ class BatchMerge(Node):
         while (first := await inbox.get()) is not END:
             if isinstance(first, Flush):
                 continue  # nothing open to flush
-            batch = _Open(first)
+            batch = _Open()
             batch.append(first)
             flushed = await inbox.fill(batch, max_batch, time.perf_counter() + self.wait_s, cut=Flush)
             if len(batch) < max_batch:

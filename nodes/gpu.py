@@ -104,6 +104,10 @@ INLINE_BYTES = 1 << 20
 """Batches up to this size are copied on the loop, from pageable memory: a 150 kB image copies faster
 than a thread hand-off."""
 
+INLINE_GATHER = 8
+"""Device images up to this many are gathered on the loop: launching the gather kernel costs tens of µs,
+less than a thread hand-off (~80 µs round trip), as the torch engine's ``inline_batch`` measured."""
+
 
 class HostToDevice:
     """One copy worker: a CuPy stream and a ring of pinned host buffers reused across batches."""
@@ -120,31 +124,48 @@ class HostToDevice:
         self.free: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue()
         for _ in range(buffers):
             self.free.put_nowait((self._pinned(reserve_bytes) if reserve_bytes else None, None))
+        self._warm_gathers()
+
+    def _warm_gathers(self) -> None:
+        """Gather device images once each way ``_gather`` may (a take of rows, a stack), for the image
+        dtypes the pipeline sends: CuPy compiles each kernel on first use (NVRTC, ~0.1-0.3 s on a
+        machine with no kernel cache), which must not happen inside the first batches of a Server run."""
+        cupy = self.cupy
+        for dtype in (cupy.uint8, cupy.float32):
+            library = cupy.zeros((2, 4, 4, 3), dtype)
+            self._gather([library[1], library[0]])
+            self._gather([cupy.zeros((4, 4, 3), dtype) for _ in range(9)])
+        self.stream.synchronize()
 
     def _pinned(self, nbytes: int) -> Any:
         import numpy as np
 
         return np.frombuffer(self.cupy.cuda.alloc_pinned_memory(nbytes), np.uint8)
 
-    def _stage(self, host: Any, batch: Any) -> tuple[Any, Any]:
-        """Copy into the pinned buffer and queue host→device (in a thread: a bs-256 float batch is 150 MB)."""
+    def _stage(self, host: Any, item: Any) -> tuple[Any, Any]:
+        """Stack or copy into the pinned buffer and queue host→device (in a thread: a bs-256 float batch
+        is 150 MB). ``item``: ``Images`` (stacked straight into pinned memory: the batch's only host
+        copy) or a host ``Batch``."""
         import numpy as np
 
-        if batch.parts is not None:  # stack straight into pinned memory: the batch's only host copy
-            first = batch.parts[0]
-            shape, dtype = (len(batch.parts), *first.shape), first.dtype
+        from .payloads import stack_parts
+
+        parts = getattr(item, "arrays", None)
+        if parts is not None:
+            first = parts[0]
+            shape, dtype = (len(parts), *first.shape), first.dtype
         else:
-            shape, dtype = batch.array.shape, batch.array.dtype
+            shape, dtype = item.array.shape, item.array.dtype
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
         if host is None or host.nbytes < nbytes:
             # Pinning is slow (milliseconds for a large batch): grow at least 2x, so a Server run whose
             # batches grow one image at a time pins a handful of times, not at every new size.
             host = self._pinned(max(nbytes, 2 * (0 if host is None else host.nbytes)))
         view = host[:nbytes].view(dtype).reshape(shape)
-        if batch.parts is not None:
-            batch.stacked(out=view)
+        if parts is not None:
+            stack_parts(parts, out=view)
         else:
-            view[...] = batch.array
+            view[...] = item.array
         return host, self._send(view)
 
     def _send(self, array: Any) -> tuple[Any, Any]:
@@ -159,31 +180,56 @@ class HostToDevice:
         with self.stream:
             device = cupy.empty(array.shape, array.dtype)
             device.set(array, stream=self.stream)
-            event = cupy.cuda.Event(block=True, disable_timing=True)  # a host wait on it sleeps, not spins
-            event.record(self.stream)
-        return device, event
+            return device, self._mark()
 
-    async def copy(self, batch: Any, offload: Any) -> Any:
-        """Host ``batch`` → the same batch with ``array`` on the device, ``ready`` an event on the copy.
-        A batch already on the device (start_from_device, GPU preprocessing) passes through untouched."""
+    def _mark(self) -> Any:
+        """An event after the work queued on this worker's stream so far (a host wait on it sleeps)."""
+        event = self.cupy.cuda.Event(block=True, disable_timing=True)
+        event.record(self.stream)
+        return event
+
+    def _gather(self, parts: list[Any]) -> tuple[Any, Any]:
+        """Device images → one contiguous device array, on this worker's stream: rows of one array (a
+        sample library on the GPU) by one ``take``, others by one ``cupy.stack``."""
+        from .payloads import stack_device_parts
+
+        if type(parts[0]).__module__.startswith("torch"):
+            import torch
+
+            with torch.cuda.stream(torch.cuda.ExternalStream(self.stream.ptr)):
+                array = torch.stack(parts)
+            return array, self._mark()
+        with self.stream:
+            array = stack_device_parts(parts)
+            return array, self._mark()
+
+    async def copy(self, item: Any, offload: Any) -> tuple[Any, Any]:
+        """``Images`` or a ``Batch`` → (one contiguous device array, the event that marks it ready).
+
+        Host images go through a pinned buffer; device images are gathered on this worker's stream (on
+        the loop while there are few: a thread hand-off costs more than the launch); a device batch
+        passes as it is. The engine waits for the event on the GPU, never the host."""
         import numpy as np
 
-        if on_device(batch.array if batch.parts is None else batch.parts[0]):
-            return batch  # the engine stacks device parts itself, on its own stream
-        if batch.parts is None and batch.array.nbytes <= INLINE_BYTES:
-            device, event = self._send(np.ascontiguousarray(batch.array))
-        else:
-            host, last_copy = await self.free.get()  # bounds copies in flight to the pool size
-            if last_copy is not None and not last_copy.done:
-                await offload(last_copy.synchronize)  # rare: the buffer's previous copy has not run yet
-            host, (device, event) = await offload(self._stage, host, batch)
-            # The batch goes on at once (the engine waits for ``event`` on the GPU); the buffer is reused
-            # only once that copy has run, checked when it is next taken.
-            self.free.put_nowait((host, event))
-        batch.array = device
-        batch.device = "cuda"
-        batch.ready = event
-        return batch
+        from .payloads import Batch
+
+        if isinstance(item, Batch):
+            if on_device(item.array):
+                return item.array, item.ready
+            if item.array.nbytes <= INLINE_BYTES:
+                return self._send(np.ascontiguousarray(item.array))
+        elif on_device(item.arrays[0]):
+            if len(item.arrays) <= INLINE_GATHER:
+                return self._gather(item.arrays)
+            return await offload(self._gather, item.arrays)
+        host, last_copy = await self.free.get()  # bounds copies in flight to the pool size
+        if last_copy is not None and not last_copy.done:
+            await offload(last_copy.synchronize)  # rare: the buffer's previous copy has not run yet
+        host, (device, event) = await offload(self._stage, host, item)
+        # The batch goes on at once (the engine waits for ``event`` on the GPU); the buffer is reused
+        # only once that copy has run, checked when it is next taken.
+        self.free.put_nowait((host, event))
+        return device, event
 
     def close(self) -> None:
         self.stream.synchronize()

@@ -19,6 +19,7 @@ __all__ = [
     "Flush",
     "Image",
     "ImageData",
+    "Images",
     "Logits",
     "Prediction",
     "Predictions",
@@ -42,8 +43,9 @@ class Sample:
 
 
 class ImageData:
-    """One preprocessed image (``Image``) or a stack of them (``Batch``): what memory_copy accepts, so a
-    scenario that bypasses batch_merge still type-checks (memory_copy makes a batch of one)."""
+    """One preprocessed image (``Image``), several (``Images``) or a stack of them (``Batch``): what
+    memory_copy accepts, so a scenario that bypasses batch_merge still type-checks (memory_copy makes a
+    batch of one)."""
 
     __slots__ = ()
 
@@ -62,42 +64,35 @@ class Image(ImageData):
 
 
 @dataclass(slots=True)
+class Images(ImageData):
+    """Images batched but not stacked: what batch_merge emits. It only references the images (no copy
+    on the event loop); memory_copy stacks them, in its own thread or on its own CUDA stream, into the
+    one contiguous array an engine takes (``Batch``)."""
+
+    sample_ids: list[int]
+    labels: list[int]
+    arrays: list[Any]
+    """One array per image, all on the host or all on the device."""
+    t_starts: list[float] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class Batch(ImageData):
-    """Images stacked along axis 0. ``array`` lives on the host (numpy) or the device (CuPy/torch)."""
+    """What an engine takes: one contiguous array of images stacked along axis 0, on the host (numpy)
+    or on the device (CuPy/torch), and the event to wait for before reading a device array.
+
+    Which engine runs it is the partition of the edge it travels on (gpu_schedule's choice), not a
+    field here; where it lives is the array's own type."""
 
     sample_ids: list[int]
     labels: list[int]
     array: Any
     t_starts: list[float] = field(default_factory=list)
-    device: str = "cpu"
-    engine: int | None = None
-    """The inference engine a scheduler routed this batch to."""
     ready: Any = None
-    """A device event the consumer must wait on before reading ``array`` (set by memory_copy)."""
+    """A device event the consumer waits on (on its own stream) before reading ``array`` (memory_copy's
+    copy or gather); None when the array is ready now."""
     release: Any = None
     """Called once the consumer is done with ``array``: gives a pooled buffer back."""
-    parts: list[Any] | None = None
-    """Images not yet stacked (all on the host, or all on the device, as ``device`` says): batch_merge
-    defers the copy so it never runs on the event loop; the consumer stacks them in its own thread, into
-    where it wants them (memory_copy into pinned memory, an engine into its CUDA graph's input)."""
-
-    def stacked(self, out: Any = None) -> Any:
-        """The stacked array (stacked now, into ``out`` if given, when the batch still holds parts).
-
-        Device parts stack on the caller's current CUDA stream (``stack_device_parts``): one call from
-        the engine's thread, instead of a copy per image launched on the event loop."""
-        if self.parts is not None:
-            module = type(self.parts[0]).__module__
-            if module.startswith("cupy"):
-                self.array = stack_device_parts(self.parts, out=out)
-            elif module.startswith("torch"):
-                import torch
-
-                self.array = torch.stack(self.parts, out=out)
-            else:
-                self.array = stack_parts(self.parts, out=out)
-            self.parts = None
-        return self.array
 
 
 def stack_parts(parts: list[Any], out: Any = None) -> Any:

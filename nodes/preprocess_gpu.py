@@ -119,7 +119,6 @@ class PreprocessGpu(Node):
                     [s.label for s in samples],
                     array,
                     [s.t_start for s in samples],
-                    device="cuda",
                     ready=ready,
                 )
             )

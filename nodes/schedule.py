@@ -21,7 +21,7 @@ __all__ = ["GpuSchedule"]
 
 @node_type("gpu_schedule")
 class GpuSchedule(Node):
-    """``Batch`` → the same ``Batch``, tagged with and sent to its engine."""
+    """``Batch`` → the same ``Batch``, on the partition (the engine's queue) that asked for it."""
 
     inputs: ClassVar = {"in": Port(Batch)}
     outputs: ClassVar = {"out": Port(Batch)}
@@ -40,7 +40,6 @@ class GpuSchedule(Node):
             if batch is END:
                 break
             self._next = (engine + 1) % engines
-            batch.engine = engine
             self.routed[engine] += 1
             await io.out.send(batch, partition=engine)
 

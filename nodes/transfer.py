@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowgraph import END, Follows, Node, Port, WorkerIO, WorkerRule, node_type
 
-from .payloads import Batch, Image, ImageData
+from .payloads import Batch, Image, ImageData, Images
 
 __all__ = ["MemoryCopy"]
 
@@ -42,11 +42,15 @@ class MemoryCopyParams(BaseModel):
 
 @node_type("memory_copy")
 class MemoryCopy(Node):
-    """``Batch`` (host) → ``Batch`` on ``device``."""
+    """``Images``, an ``Image`` or a ``Batch`` → a ``Batch`` (one contiguous array) on ``device``.
+
+    It owns stacking: batch_merge only references images, and an engine takes one array."""
 
     Params = MemoryCopyParams
     params: MemoryCopyParams
-    inputs: ClassVar = {"in": Port(ImageData, doc="a Batch, or a single Image (sent on as a batch of one)")}
+    inputs: ClassVar = {
+        "in": Port(ImageData, doc="Images to stack, a Batch, or a single Image (a batch of one)")
+    }
     outputs: ClassVar = {"out": Port(Batch)}
     worker_rule = WorkerRule.per_partition()  # one copy worker (stream, pinned ring) per engine
     follows = (Follows("max_batch"),)
@@ -80,19 +84,28 @@ class MemoryCopy(Node):
             partition, item = await io.inbox.get_wanted(io.out)
             if item is END:
                 break
-            batch = as_batch(item)
-            batch = batch if copier is None else await copier.copy(batch, self.offload)
+            batch = await self._to_batch(item, copier)
             await io.out.send(batch, partition=partition)  # the engine that asked, when it feeds engines
+
+    async def _to_batch(self, item: ImageData, copier: Any) -> Batch:
+        """The one contiguous array an engine takes, where the engines run."""
+        if isinstance(item, Image):
+            item = Batch([item.sample_id], [item.label], item.array[None], [item.t_start])  # a view
+        assert isinstance(item, Batch | Images)
+        if copier is not None:
+            array, ready = await copier.copy(item, self.offload)
+            return Batch(item.sample_ids, item.labels, array, item.t_starts, ready=ready)
+        if isinstance(item, Images):
+            from .payloads import stack_parts
+
+            stacked = (
+                await self.offload(stack_parts, item.arrays) if len(item.arrays) > 1 else item.arrays[0][None]
+            )
+            return Batch(item.sample_ids, item.labels, stacked, item.t_starts)
+        assert isinstance(item, Batch)
+        return item
 
     async def teardown(self) -> None:
         for copier in self.copiers:
             copier.close()
         self.copiers.clear()
-
-
-def as_batch(item: ImageData) -> Batch:
-    """A batch as is; a single image as a batch of one (a view, no copy)."""
-    if isinstance(item, Image):
-        return Batch([item.sample_id], [item.label], item.array[None], [item.t_start])
-    assert isinstance(item, Batch)
-    return item

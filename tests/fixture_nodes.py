@@ -215,9 +215,6 @@ class FakeDevice:
 
         return np.asarray(batch.sample_ids, np.float32)[:, None]
 
-    async def infer(self, batch: Any) -> Any:
-        return await self.collect(await self.launch(batch))
-
     def close(self) -> None:
         pass
 

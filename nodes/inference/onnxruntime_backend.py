@@ -56,7 +56,7 @@ class OrtEngine:
     def _run(self, batch: Any) -> Any:
         import numpy as np
 
-        array = batch.stacked()  # stacks deferred parts here, in the engine's thread
+        array = batch.array
         if array.dtype != np.float32:
             raise TypeError(
                 f"the model takes float32 input but the batch is {array.dtype}: use preprocess "

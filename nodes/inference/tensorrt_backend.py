@@ -192,7 +192,7 @@ class TensorRTEngine:
         with self.stream:
             if batch.ready is not None:
                 self.stream.wait_event(batch.ready)
-            x = cupy.asarray(batch.stacked())
+            x = cupy.asarray(batch.array)
             n = x.shape[0]
             if x.dtype == cupy.uint8:  # NHWC → NCHW, minus means, into the engine's input buffer
                 self.input[:n] = (x.transpose(0, 3, 1, 2).astype(cupy.float32) - self.mean).astype(

@@ -301,30 +301,13 @@ class TorchEngine:
             self.graph_for(size, x.dtype, tuple(x.shape[1:]))
         if not self.graphs:
             return
-        _, _, out, as_cupy = self.graphs[max(self.graphs, key=lambda key: key[0])]
+        _, _, out, _ = self.graphs[max(self.graphs, key=lambda key: key[0])]
         # Pin the result buffers now too (milliseconds each, stalling CUDA calls meanwhile), not on the
         # run's first launches: one per batch in flight, sized for the largest graph's output.
         self._host_out = [
             self.torch.empty(out.shape, dtype=out.dtype, pin_memory=True) for _ in self._host_out
         ]
         self._host_views = [buffer.numpy() for buffer in self._host_out]
-        self._warm_gathers(as_cupy)
-
-    def _warm_gathers(self, into: Any) -> None:
-        """Gather device images into ``into`` (the largest graph's input) once, each way
-        ``Batch.stacked`` may: CuPy compiles each kernel on first use (NVRTC, ~0.1–0.3 s on a machine
-        with no kernel cache), which must not happen inside the first batches of a Server run."""
-        import cupy
-
-        from ..payloads import stack_device_parts
-
-        library = cupy.zeros((2, *into.shape[1:]), into.dtype)
-        rows = min(2, len(into))  # a bs-1 graph (SingleStream) takes one row
-        with self.cupy_stream:
-            stack_device_parts([library[1], library[0]][:rows], out=into[:rows])  # rows of one array: a take
-            for n in {1, min(len(into), 9)}:  # separate arrays: a copy per part (<= 8), one kernel (> 8)
-                stack_device_parts([cupy.zeros(into.shape[1:], into.dtype) for _ in range(n)], out=into[:n])
-        self.cupy_stream.synchronize()
 
     # -- running -----------------------------------------------------------------------------------
     def _launch(self, batch: Any) -> Any:
@@ -338,11 +321,11 @@ class TorchEngine:
         torch = self.torch
         if not self.cuda:
             with torch.inference_mode():
-                return self._forward(self._as_tensor(batch.stacked())).numpy()
+                return self._forward(self._as_tensor(batch.array)).numpy()
         if not self.use_graphs:
             with torch.inference_mode(), torch.cuda.stream(self.stream), self.cupy_stream:
                 self._wait_ready(batch)
-                return self._to_host(self._forward(self._as_tensor(batch.stacked())))
+                return self._to_host(self._forward(self._as_tensor(batch.array)))
         n = len(batch.sample_ids)
         graph, static_in, static_out, as_cupy = self.graph_for(n, *self._input_key(batch))
         with self.cupy_stream:
@@ -366,8 +349,8 @@ class TorchEngine:
             self.cupy_stream.wait_event(ready)
 
     def _input_key(self, batch: Any) -> tuple[Any, tuple[int, ...]]:
-        """(torch dtype, one image's shape) of the batch, stacked or not: which graph takes it."""
-        first = batch.parts[0] if batch.parts is not None else batch.array[0]
+        """(torch dtype, one image's shape) of the batch: which graph takes it."""
+        first = batch.array[0]
         dtype = first.dtype
         if not isinstance(dtype, self.torch.dtype):
             dtype = self._torch_dtypes.get(dtype)
@@ -380,12 +363,7 @@ class TorchEngine:
     def _fill(self, batch: Any, static_in: Any, as_cupy: Any) -> None:
         """Put the batch into the graph's input (``static_in`` as torch, ``as_cupy`` the same memory)."""
         torch = self.torch
-        if batch.parts is not None and batch.device == "cuda":
-            # Images on the device are gathered straight into the graph's input, one kernel on this
-            # stream: no batch buffer, no copy per image.
-            batch.stacked(out=static_in if isinstance(batch.parts[0], torch.Tensor) else as_cupy)
-            return
-        array = batch.stacked()
+        array = batch.array
         if isinstance(array, torch.Tensor):
             static_in.copy_(array)
         elif type(array).__module__.startswith("cupy"):
@@ -430,16 +408,14 @@ class TorchEngine:
 
     def _launches_inline(self, batch: Any) -> bool:
         """A small batch replaying a captured graph launches in tens of µs: cheaper on the loop than a
-        thread hand-off (~80 µs round trip), which is what SingleStream latency is made of. Host parts
-        are stacked in a thread; a host array is copied from the loop only while small."""
+        thread hand-off (~80 µs round trip), which is what SingleStream latency is made of. A host array
+        is copied from the loop only while small."""
         n = len(batch.sample_ids)
         if not self.use_graphs or n > self.inline_batch or not any(key[0] >= n for key in self.graphs):
             return False
-        if batch.device == "cuda":
-            return True
-        from ..gpu import INLINE_BYTES
+        from ..gpu import INLINE_BYTES, on_device
 
-        return batch.parts is None and batch.array.nbytes <= INLINE_BYTES
+        return on_device(batch.array) or batch.array.nbytes <= INLINE_BYTES
 
     async def launch(self, batch: Any) -> Any:
         """Queue the batch on the engine's stream; the handle is collected by ``collect``."""

@@ -175,7 +175,7 @@ async def test_waiting_for_the_gpu_does_not_block_the_event_loop(way):
 
 async def test_memory_copy_uses_pinned_buffers_and_marks_readiness():
     from flowgraph.nodes.gpu import INLINE_BYTES, HostToDevice
-    from flowgraph.nodes.payloads import Batch
+    from flowgraph.nodes.payloads import Batch, Images
 
     async def inline(fn, *args):
         return fn(*args)
@@ -183,22 +183,21 @@ async def test_memory_copy_uses_pinned_buffers_and_marks_readiness():
     copier = HostToDevice(2)
     x = np.arange(8 * 224 * 224 * 3, dtype=np.uint8).reshape(8, 224, 224, 3)
     assert x.nbytes > INLINE_BYTES  # the pinned path
-    out = await copier.copy(Batch(list(range(8)), [0] * 8, x), inline)
-    out.ready.synchronize()
-    assert out.device == "cuda" and np.array_equal(out.array.get(), x)
-    again = await copier.copy(Batch(list(range(8)), [0] * 8, x + 1), inline)
-    assert np.array_equal(again.array.get(), x + 1)
-    # a smaller batch after a bigger one reuses the bigger pinned buffer; deferred parts stack into it
-    parts = Batch([4], [0], None, parts=[x[1] + 2])
-    small = await copier.copy(parts, inline)
-    small.ready.synchronize()
-    assert np.array_equal(small.array.get(), (x[1] + 2)[None])
+    array, ready = await copier.copy(Batch(list(range(8)), [0] * 8, x), inline)
+    ready.synchronize()
+    assert type(array).__module__.startswith("cupy") and np.array_equal(array.get(), x)
+    again, _ = await copier.copy(Batch(list(range(8)), [0] * 8, x + 1), inline)
+    assert np.array_equal(again.get(), x + 1)
+    # a smaller batch after a bigger one reuses the bigger pinned buffer; images stack into it
+    small, ready = await copier.copy(Images([4], [0], [x[1] + 2]), inline)
+    ready.synchronize()
+    assert np.array_equal(small.get(), (x[1] + 2)[None])
     copier.close()
 
 
 async def test_memory_copy_pins_its_buffers_at_setup_and_copies_through_them():
     from flowgraph.nodes.gpu import HostToDevice
-    from flowgraph.nodes.payloads import Batch
+    from flowgraph.nodes.payloads import Images
 
     async def inline(fn, *args):
         return fn(*args)
@@ -210,24 +209,32 @@ async def test_memory_copy_pins_its_buffers_at_setup_and_copies_through_them():
     for item in held:
         copier.free.put_nowait(item)
     parts = [np.full((224, 224, 3), k, np.uint8) for k in range(8)]
-    out = await copier.copy(Batch(list(range(8)), [0] * 8, None, parts=parts), inline)
-    out.ready.synchronize()
-    assert np.array_equal(out.array.get(), np.stack(parts))
+    array, ready = await copier.copy(Images(list(range(8)), [0] * 8, parts), inline)
+    ready.synchronize()
+    assert np.array_equal(array.get(), np.stack(parts))
     after = {copier.free.get_nowait()[0].ctypes.data for _ in range(2)}
     assert after == before  # the batch went through a buffer pinned at setup; none was pinned anew
     copier.close()
 
 
 @pytest.mark.parametrize("library", [False, True], ids=["separate-arrays", "rows-of-one-array"])
-async def test_device_images_are_gathered_into_the_graph_input_by_the_engine(pruned, tmp_path, library):
-    # start_from_device: batch_merge only references device images (no CUDA call on the loop); the
-    # engine gathers them into its CUDA graph's input on its own stream. Scores must match the same
-    # images stacked on the host, both for a gather in one kernel (> 8 images) and for a small batch,
-    # with each image its own array or a row of one array (the LoadGen QSL's layout: one take).
+async def test_device_images_are_gathered_by_memory_copy_for_the_engine(pruned, tmp_path, library):
+    # start_from_device: batch_merge only references device images (no CUDA call on the loop);
+    # memory_copy gathers them on its own stream and the engine waits for that on the GPU. Scores must
+    # match the same images stacked on the host, both for a gather in a thread (> 8 images) and on the
+    # loop (a small batch), with each image its own array or a row of one array (the LoadGen QSL's
+    # layout: one take).
     import cupy
 
     from flowgraph.nodes.batching import _Open
+    from flowgraph.nodes.gpu import HostToDevice
     from flowgraph.nodes.payloads import Batch, Image
+
+    offloaded = []
+
+    async def offload(fn, *args):
+        offloaded.append(fn.__name__)
+        return fn(*args)
 
     engine = cuda_torch_engine(pruned, tmp_path, precision="fp32", batch_sizes=[16], batch_step=8)
     rng = np.random.default_rng(3)
@@ -238,28 +245,33 @@ async def test_device_images_are_gathered_into_the_graph_input_by_the_engine(pru
     else:
         images = [cupy.asarray(x) for x in host]
     cupy.cuda.runtime.deviceSynchronize()  # the contract: a device image is complete when sent
+    copier = HostToDevice(1)
     for n in (12, 3):
-        building = _Open(Image(0, 0, images[0]))
+        building = _Open()
         for k in range(n):
             building.append(Image(k, 0, images[k]))
-        batch = building.seal()
-        assert batch.device == "cuda" and batch.array is None and len(batch.parts) == n
-        gathered = await run_one(engine, batch)
+        merged = building.seal()
+        assert len(merged.arrays) == n and merged.arrays[0] is images[0]  # referenced, not copied
+        offloaded.clear()
+        array, ready = await copier.copy(merged, offload)
+        assert offloaded == (["_gather"] if n > 8 else [])
+        gathered = await run_one(engine, Batch(merged.sample_ids, merged.labels, array, ready=ready))
         stacked = await run_one(engine, Batch(list(range(n)), [0] * n, host[:n]))
         assert np.allclose(gathered, stacked, atol=1e-4, rtol=1e-4)
         assert not np.allclose(gathered[0], gathered[1])
+    copier.close()
     engine.close()
 
 
 async def test_an_engine_whose_only_graph_is_batch_one_builds_and_gathers(pruned, tmp_path):
-    # SingleStream's engine captures a bs-1 graph alone: warming the gathers must fit one row.
+    # SingleStream's engine captures a bs-1 graph alone, and takes a device row as well as a host one.
     import cupy
 
     from flowgraph.nodes.payloads import Batch
 
     engine = cuda_torch_engine(pruned, tmp_path, precision="fp32", batch_sizes=[1])
     library = cupy.asarray(np.random.default_rng(5).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8))
-    gathered = await run_one(engine, Batch([0], [0], None, device="cuda", parts=[library[2]]))
+    gathered = await run_one(engine, Batch([0], [0], library[2:3]))
     stacked = await run_one(engine, Batch([0], [0], library[2:].get()))
     assert np.allclose(gathered, stacked, atol=1e-4, rtol=1e-4)
     engine.close()
@@ -285,7 +297,7 @@ async def test_a_batch_reaches_the_graph_input_the_same_however_it_is_held(prune
         "torch": lambda: torch.from_numpy(host).cuda(),
     }[form]()
     assert form != "cupy-strided" or not held.flags.c_contiguous
-    got = await run_one(engine, Batch([0, 1, 2], [0] * 3, held, device="cpu" if form == "host" else "cuda"))
+    got = await run_one(engine, Batch([0, 1, 2], [0] * 3, held))
     assert np.allclose(got, expected, atol=1e-4, rtol=1e-4)
     assert not np.allclose(got[0], got[1])
     assert torch.cuda.current_stream() == torch.cuda.default_stream()
@@ -318,7 +330,7 @@ async def test_only_batches_up_to_spin_wait_are_waited_for_by_a_spinning_thread(
 def test_device_parts_stack_on_the_current_stream_into_the_given_buffer(layout):
     import cupy
 
-    from flowgraph.nodes.payloads import Batch, _rows_of_one_array
+    from flowgraph.nodes.payloads import _rows_of_one_array, stack_device_parts
 
     order = [3, 0, 7, 1, 9, 2, 8, 4, 6, 5]
     library = cupy.stack([cupy.full((4, 5, 3), k, cupy.uint8) for k in range(10)])
@@ -332,25 +344,28 @@ def test_device_parts_stack_on_the_current_stream_into_the_given_buffer(layout):
     out = cupy.zeros((12, 4, 5, 3), cupy.uint8)
     stream = cupy.cuda.Stream(non_blocking=True)
     with stream:
-        stacked = Batch(list(range(10)), [0] * 10, None, device="cuda", parts=parts).stacked(out=out[:10])
+        stacked = stack_device_parts(parts, out=out[:10])
     stream.synchronize()
     assert stacked.data.ptr == out.data.ptr
     assert [int(v) for v in out[:, 0, 0, 0].get()] == [*order, 0, 0]
 
 
-async def test_memory_copy_passes_a_batch_of_device_images_on_unstacked():
+async def test_memory_copy_passes_a_device_batch_on_and_gathers_few_device_images_on_the_loop():
     import cupy
 
     from flowgraph.nodes.gpu import HostToDevice
-    from flowgraph.nodes.payloads import Batch
+    from flowgraph.nodes.payloads import Batch, Images
 
     async def offload(fn, *args):
-        raise AssertionError("nothing to copy, so nothing to offload")
+        raise AssertionError("a device batch, or a few device images, need no thread")
 
-    parts = [cupy.zeros((224, 224, 3), cupy.uint8) for _ in range(3)]
-    batch = Batch([0, 1, 2], [0] * 3, None, device="cuda", parts=parts)
+    parts = [cupy.full((224, 224, 3), k, cupy.uint8) for k in range(3)]
     copier = HostToDevice(1)
-    assert await copier.copy(batch, offload) is batch and batch.parts is parts and batch.ready is None
+    on_device = Batch([0, 1, 2], [0] * 3, cupy.stack(parts))
+    assert await copier.copy(on_device, offload) == (on_device.array, None)
+    array, ready = await copier.copy(Images([0, 1, 2], [0] * 3, parts), offload)
+    ready.synchronize()
+    assert [int(v) for v in array[:, 0, 0, 0].get()] == [0, 1, 2]
     copier.close()
 
 
@@ -363,10 +378,10 @@ async def test_a_small_batch_copies_from_pageable_memory_that_may_be_reused_at_o
 
     copier = HostToDevice(2)
     image = np.full((1, 224, 224, 3), 7, np.uint8)
-    out = await copier.copy(Batch([0], [0], image), inline)
+    array, ready = await copier.copy(Batch([0], [0], image), inline)
     image[...] = 9  # overwritten before the copy is known to have run: the driver staged it already
-    out.ready.synchronize()
-    assert int(out.array.get().max()) == 7 and int(out.array.get().min()) == 7
+    ready.synchronize()
+    assert int(array.get().max()) == 7 and int(array.get().min()) == 7
     copier.close()
 
 

@@ -1,4 +1,4 @@
-"""batch_merge: deadlines, no-wait mode, flush markers, deferred stacking."""
+"""batch_merge: deadlines, no-wait mode, flush markers; memory_copy: the stacking it was spared."""
 
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ def images(n):
     return [Image(k, k % 3, np.full((2, 2, 3), k, np.uint8)) for k in range(n)]
 
 
-async def test_full_batches_then_the_partial_one_at_end_of_stream():
-    report = await Graph.from_text(GRAPH.format(wait=1_000_000)).run(images(10))
+async def test_full_batches_then_the_partial_one_at_end_of_stream_referencing_not_copying():
+    sent = images(10)
+    report = await Graph.from_text(GRAPH.format(wait=1_000_000)).run(sent)
     assert [b.sample_ids for b in report.results] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
-    stacked = report.results[2].stacked()
-    assert stacked.shape == (2, 2, 2, 3) and stacked[1, 0, 0, 0] == 9
+    last = report.results[2]
+    assert [a is image.array for a, image in zip(last.arrays, sent[8:], strict=True)] == [True, True]
 
 
 async def test_flush_marker_sends_the_partial_batch_and_is_not_an_image():
@@ -86,3 +87,34 @@ async def test_a_capacity_zero_edge_forms_the_batch_when_the_next_stage_asks():
     assert await batches_while_the_next_stage_is_busy(0) == [[0], [1, 2, 3]]
     # With a queue of one, the batch is sealed as soon as there is room, before the others arrive.
     assert (await batches_while_the_next_stage_is_busy(1))[1] == [1]
+
+
+STACK_GRAPH = """
+nodes:
+  i: {type: input}
+  m: {type: batch_merge, params: {max_batch: 4, max_wait_us: 1000000}}
+  c: {type: memory_copy}
+  r: {type: collect}
+edges: [{from: i, to: m}, {from: m, to: c}, {from: c, to: r}]
+"""
+
+
+async def test_memory_copy_stacks_images_into_one_contiguous_batch():
+    sent = images(6)
+    report = await Graph.from_text(STACK_GRAPH).run(sent)
+    assert [b.sample_ids for b in report.results] == [[0, 1, 2, 3], [4, 5]]
+    for batch in report.results:
+        assert batch.array.flags.c_contiguous and batch.ready is None
+        expected = np.stack([sent[k].array for k in batch.sample_ids])
+        np.testing.assert_array_equal(batch.array, expected)
+        assert batch.labels == [k % 3 for k in batch.sample_ids]
+
+
+async def test_memory_copy_makes_a_single_image_a_batch_of_one():
+    text = STACK_GRAPH.replace("  m: {type: batch_merge, params: {max_batch: 4, max_wait_us: 1000000}}\n", "")
+    text = text.replace("{from: i, to: m}, {from: m, to: c}", "{from: i, to: c}")
+    report = await Graph.from_text(text).run(images(2))
+    assert [(b.sample_ids, b.array.shape) for b in report.results] == [
+        ([0], (1, 2, 2, 3)),
+        ([1], (1, 2, 2, 3)),
+    ]

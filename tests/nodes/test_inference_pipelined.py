@@ -18,9 +18,10 @@ params: {{device_key: {key}}}
 nodes:
   i: {{type: input}}
   m: {{type: batch_merge, params: {{max_batch: 64, max_wait_us: 0}}}}
+  s: {{type: memory_copy}}
   e: {{type: "fixture_nodes:FakeDeviceInference", params: {{in_flight: {in_flight}}}}}
   c: {{type: collect}}
-edges: [{{from: i, to: m}}, {{from: m, to: e, capacity: 0}}, {{from: e, to: c}}]
+edges: [{{from: i, to: m}}, {{from: m, to: s, capacity: 0}}, {{from: s, to: e, capacity: 0}}, {{from: e, to: c}}]
 """
 
 

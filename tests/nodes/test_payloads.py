@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from flowgraph.nodes.payloads import Batch, stack_parts
+from flowgraph.nodes.payloads import stack_parts
 
 pytest.importorskip("cv2")
 
@@ -35,14 +35,6 @@ def test_without_out_and_odd_parts_fall_back_to_numpy() -> None:
     np.testing.assert_array_equal(stack_parts(parts[:1]), np.stack(parts[:1]))
     with pytest.raises(ValueError):  # numpy's own shape check still speaks
         stack_parts(parts, out=np.zeros((3, 3, 4), np.float32))
-
-
-def test_batch_stacked_stacks_its_parts_once() -> None:
-    parts = [np.full((2, 2), k, np.uint8) for k in range(3)]
-    batch = Batch(sample_ids=[0, 1, 2], labels=[0, 0, 0], array=None, parts=parts)
-    first = batch.stacked()
-    assert batch.parts is None and batch.stacked() is first
-    np.testing.assert_array_equal(first, np.stack(parts))
 
 
 def test_stacking_does_not_queue_for_the_gil_per_part() -> None:
