@@ -13,10 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowgraph import END, Node, Port, WorkerIO, WorkerRule, node_type
 
-__all__ = ["Batch", "Unbatch"]
+__all__ = ["Group", "Unbatch"]
 
 
-class BatchParams(BaseModel):
+class GroupParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     size: int = Field(ge=1, description="items per batch")
@@ -26,11 +26,11 @@ class BatchParams(BaseModel):
 
 
 @node_type("batch")
-class Batch(Node):
+class Group(Node):
     """Groups items into lists of up to ``size``."""
 
-    Params = BatchParams
-    params: BatchParams
+    Params = GroupParams
+    params: GroupParams
     outputs: ClassVar = {"out": Port(list)}
     worker_rule = WorkerRule.fixed(1)
 

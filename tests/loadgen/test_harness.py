@@ -361,3 +361,34 @@ async def test_a_query_for_a_sample_not_loaded_fails_the_run_and_is_answered(fro
     assert isinstance(bridge.failure, KeyError) and "sample 3" in str(bridge.failure)
     assert sorted(lg.completed) == [7, 8]  # both answered (empty): LoadGen is never left waiting
     await _stop(bridge, pump)
+
+
+def test_server_keeps_the_deadline_the_user_set(tmp_path, dataset, answer_model):
+    options = LoadgenOptions(
+        scenario="Server",
+        count=50,
+        target_qps=200,
+        target_latency_ms=40,
+        output=tmp_path / "l",
+        tune_server_wait=False,
+    )
+    result = run(tmp_path, dataset, answer_model, options, max_wait_us=500)
+    assert "max_wait_us" not in result.extra and result.report.samples["failed"] == 0
+
+
+@pytest.mark.parametrize(
+    ("sets", "tuned"), [([], True), (["max_wait_us=10"], False), (["batch_merge.max_wait_us=10"], False)]
+)
+def test_the_cli_tunes_the_server_deadline_unless_set(monkeypatch, sets, tuned):
+    import flowgraph.loadgen.run as loadgen_run
+
+    seen = []
+
+    async def fake(graph, overrides, options, announce):
+        seen.append(options.tune_server_wait)
+        raise GraphFileError([])
+
+    monkeypatch.setattr(loadgen_run, "run_loadgen", fake)
+    argv = ["run", str(GRAPH), "--scenario", "Server", *[a for s in sets for a in ("--set", s)]]
+    assert main(argv) == 2
+    assert seen == [tuned]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flowgraph.nodes.inference.torch_backend import bucket_for, graph_sizes
+from flowgraph.nodes.inference.torch_model import bucket_for, graph_sizes
 
 
 def test_powers_of_two_up_to_the_largest_size_plus_the_sizes_asked_for():
