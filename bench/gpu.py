@@ -475,10 +475,10 @@ def qsl_offline(
     from unittest import mock
 
     from flowgraph.loadgen import LoadgenOptions, run_loadgen
-    from flowgraph.nodes.inference import torch_backend
+    from flowgraph.nodes.inference import torch_model
 
     if separate_modules:
-        with mock.patch.object(torch_backend, "_MODULES", _NoSharing()):
+        with mock.patch.object(torch_model, "_MODULES", _NoSharing()):
             return qsl_offline(bs, engines, target_qps, extra, where)
     out = {}
     print("\n| QSL samples | LoadGen Offline samples/s | VALID |\n|---|---|---|")
