@@ -139,45 +139,46 @@ class Inference(Node):
         the pacer says the device is about to free up. Results go on in launch order. With
         ``in_flight: 1`` this is launch, collect, answer, one batch at a time."""
         engine = self.engines[io.worker]
+        try:
+            # Each launched batch is finished (collected, answered) by a task of this group: a failed
+            # batch cancels the rest, and leaving the group waits for every batch still in flight.
+            async with asyncio.TaskGroup() as batches:
+                await self._launch_loop(io, engine, batches)
+        except BaseExceptionGroup as group:
+            raise _first_leaf(group) from None  # the batch's own SampleFailed, as the runtime expects
+
+    async def _launch_loop(self, io: WorkerIO, engine: Engine, batches: asyncio.TaskGroup) -> None:
         pacer, depth = Pacer(), self.params.in_flight
         pending: deque[asyncio.Task[None]] = deque()
-        try:
-            while True:
-                while pending:  # wait for room, and for the moment to ask
-                    if pending[0].done():
-                        pending.popleft().result()  # raises the batch's failure, if it failed
-                        continue
-                    delay = pacer.ask_at() - time.perf_counter()
-                    if len(pending) < depth and delay <= 0:
-                        break
-                    await asyncio.wait([pending[0]], timeout=None if len(pending) >= depth else delay)
-                    if len(pending) < depth and not pending[0].done():
-                        break  # the moment came first
-                asked = time.perf_counter()
-                batch = await io.inbox.get()
-                if batch is END:
+        while True:
+            while pending:  # wait for room, and for the moment to ask
+                if pending[0].done():
+                    pending.popleft()
+                    continue
+                delay = pacer.ask_at() - time.perf_counter()
+                if len(pending) < depth and delay <= 0:
                     break
-                t0 = time.perf_counter()
-                self.stats.begin(t0)
-                try:
-                    handle = await engine.launch(batch)
-                except BaseException:
-                    self.stats.end(time.perf_counter())
-                    raise
-                # The lead counts from the ask even when nothing was waiting then (which overstates it at
-                # low load, where asking early costs nothing): counting from the first image's arrival
-                # instead gave no better p99 in the simulation (bench/RESULTS.md 4d).
-                token = pacer.launched(engine.bucket(len(batch.sample_ids)), asked, time.perf_counter())
-                previous = pending[-1] if pending else None
-                finish = self._finish(io, engine, (pacer, token), batch, handle, t0, previous)
-                pending.append(asyncio.ensure_future(finish))
-            while pending:
-                await pending.popleft()
-        finally:
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+                await asyncio.wait([pending[0]], timeout=None if len(pending) >= depth else delay)
+                if len(pending) < depth and not pending[0].done():
+                    break  # the moment came first
+            asked = time.perf_counter()
+            batch = await io.inbox.get()
+            if batch is END:
+                return
+            t0 = time.perf_counter()
+            self.stats.begin(t0)
+            try:
+                handle = await engine.launch(batch)
+            except BaseException:
+                self.stats.end(time.perf_counter())
+                raise
+            # The lead counts from the ask even when nothing was waiting then (which overstates it at low
+            # load, where asking early costs nothing): counting from the first image's arrival instead
+            # gave no better p99 in the simulation (bench/RESULTS.md 4d).
+            token = pacer.launched(engine.bucket(len(batch.sample_ids)), asked, time.perf_counter())
+            previous = pending[-1] if pending else None
+            finish = self._finish(io, engine, (pacer, token), batch, handle, t0, previous)
+            pending.append(batches.create_task(finish, name=f"{self.context.name}[{io.worker}] batch"))
 
     async def _finish(
         self,
@@ -219,3 +220,10 @@ class Inference(Node):
                 self.stats.device_memory_peak = max(self.stats.device_memory_peak or 0, peak())
             engine.close()
         self.engines.clear()
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
