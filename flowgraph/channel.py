@@ -95,6 +95,8 @@ class Channel:
         while len(self._items) >= self.limit:
             if self._error is not None:
                 raise self._error
+            if self.producers <= 0:  # closed while this put waited (a run stopped under its feeder)
+                raise ChannelClosed(f"put on closed channel {self.label}")
             await self._wait(self._putters)
         if self._error is not None:
             raise self._error
@@ -217,10 +219,13 @@ class Channel:
             raise ChannelClosed(f"wanted() on closed channel {self.label}")
 
     def close(self) -> None:
-        """One producer is done. When the last one closes, blocked readers see ``END``."""
+        """One producer is done. When the last one closes, blocked readers see ``END`` and a put still
+        waiting for room (a feeder the run was stopped under) raises ``ChannelClosed``."""
         self.producers -= 1
         if self.producers <= 0:
             _wake_all(self._getters)
+            _wake_all(self._putters)
+            _wake_all(self._wanters)
 
     def fail(self, error: BaseException) -> None:
         """Release every blocked reader and writer with ``error``; later calls raise it too."""

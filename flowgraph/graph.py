@@ -133,12 +133,31 @@ class Run:
     ) -> None:
         if exc is not None:
             self.stop(drain=False)
-            await asyncio.gather(self._task, *self._feeders, return_exceptions=True)  # type: ignore[arg-type]
+            await self._settle()
             return
         for feed in self._open_feeds():
             if id(feed) not in self._fed:
                 feed.close()
-        await self.wait()
+        try:
+            await self.wait()
+        except asyncio.CancelledError:  # the owner was cancelled while the run ended: end it, then go
+            self.stop(drain=False)
+            await self._settle()
+            raise
+
+    async def _settle(self) -> None:
+        """Wait for the graph's task and the feeders to end after a stop, even if cancelled meanwhile:
+        leaving earlier would leak the whole graph (its tasks and its nodes' threads)."""
+        pending = asyncio.gather(self._task, *self._feeders, return_exceptions=True)  # type: ignore[arg-type]
+        cancelled = False
+        while not pending.done():
+            try:
+                await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                cancelled = True
+                self.stop(drain=False)
+        if cancelled:
+            raise asyncio.CancelledError
 
     @property
     def task(self) -> asyncio.Task[None]:
