@@ -169,6 +169,19 @@ async def _watch(run: Run, bridge: Bridge) -> None:
         bridge.fail(exc)
 
 
+async def _until_set_or_failed(event: asyncio.Event, run: Run) -> None:
+    """Wait for ``event``, or raise the graph's failure if it fails first (a warm-up batch that never
+    comes back must not leave the harness waiting forever)."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter, run.task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if not event.is_set():
+        await run.task  # raises the failure
+        raise RuntimeError("the graph ended during the Server warm-up")
+
+
 async def _tune_server_wait(
     run: Run, graph: Graph, bridge: Bridge, merge_node: str, settings: Any, announce: Callable[[str], None]
 ) -> float:
@@ -186,7 +199,7 @@ async def _tune_server_wait(
         t0 = time.perf_counter()
         for k in range(size):
             await run.submit(Image(-1 - k, -1, bridge.images[index], t0))
-        await bridge.warmup_done.wait()
+        await _until_set_or_failed(bridge.warmup_done, run)
         batch_s = min(batch_s, time.perf_counter() - t0)
     bound_s = settings.server_target_latency_ns / 1e9
     wait_us = max(0.0, (bound_s - 2 * batch_s) / 2) * 1e6

@@ -147,6 +147,19 @@ def test_a_failing_node_stops_the_run_answers_every_query_and_does_not_hang(tmp_
     assert "Scenario : Offline" in summary  # LoadGen finished its test: every query got an answer
 
 
+def test_a_node_failing_in_the_server_warm_up_fails_the_run_instead_of_hanging(
+    tmp_path, dataset, answer_model
+):
+    options = LoadgenOptions(
+        scenario="Server", count=50, target_qps=100, target_latency_ms=50, output=tmp_path / "warm"
+    )
+    t0 = time.perf_counter()
+    with pytest.raises(NodeFailure, match="node 'inference'"):
+        run(tmp_path, dataset, answer_model, options, **{"inference.output": "no_such_output"})
+    assert time.perf_counter() - t0 < 30
+    assert "NodeFailure" in (tmp_path / "warm" / "flowgraph_error.txt").read_text()
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
