@@ -13,6 +13,7 @@ from .errors import (
     GraphValidationError,
     Issue,
     NodeFailure,
+    NodeTimeout,
     RegistryError,
 )
 from .feeds import Feed
@@ -65,6 +66,7 @@ __all__ = [
     "Node",
     "NodeContext",
     "NodeFailure",
+    "NodeTimeout",
     "Outbox",
     "Port",
     "RegistryError",

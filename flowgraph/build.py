@@ -8,6 +8,7 @@ and tested without starting one.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,13 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from .channel import Channel
+from .errors import NodeTimeout
 from .feeds import Feed
 from .metrics import EdgeMetrics, NodeMetrics
 from .node import Node, NodeContext
 from .ports import Inbox
 from .validate import CheckedGraph, CheckedNode
 
-__all__ = ["NodeRun", "Wiring", "wire"]
+__all__ = ["THREAD_PREFIX", "NodeRun", "Wiring", "wire"]
+
+THREAD_PREFIX = "flowgraph-"
+"""Node pool threads are named ``flowgraph-<node>_<n>``: how a stuck thread is traced to its node."""
 
 
 @dataclass(eq=False)
@@ -40,6 +45,8 @@ class NodeRun:
     feed: Feed | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     inboxes: list[Inbox] = field(default_factory=list)
+    abandoned_calls: int = 0
+    """Calls in the pool that outlived the node's timeout: their threads may still be busy."""
 
     @property
     def wired_through(self) -> bool:
@@ -50,9 +57,22 @@ class NodeRun:
         """Run blocking ``fn`` in this node's own thread pool, made on first use."""
         if self.executor is None:
             self.executor = ThreadPoolExecutor(
-                self.node.offload_threads(), thread_name_prefix=f"flowgraph-{self.spec.name}"
+                self.node.offload_threads(), thread_name_prefix=f"{THREAD_PREFIX}{self.spec.name}_"
             )
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        call = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        if self.spec.timeout is None:
+            return await call
+        try:
+            async with asyncio.timeout(self.spec.timeout):
+                return await call
+        except TimeoutError:
+            self.abandoned_calls += 1
+            raise NodeTimeout(self.spec.name, self.spec.timeout, "a call in its threads") from None
+
+    def threads_alive(self) -> list[str]:
+        """Names of this node's pool threads still running (a call that never returned keeps one)."""
+        prefix = f"{THREAD_PREFIX}{self.spec.name}_"
+        return [t.name for t in threading.enumerate() if t.name.startswith(prefix) and t.is_alive()]
 
 
 @dataclass
@@ -83,6 +103,7 @@ def wire(
         run = NodeRun(spec, node, metrics, remaining=spec.workers)
         ctx.offload = run.offload
         ctx.on_error = spec.on_error
+        ctx.timeout = spec.timeout
         ctx.observe = metrics.latency.add
         runs[name] = run
     edges: list[tuple[EdgeMetrics, list[Channel]]] = []

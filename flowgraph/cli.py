@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +28,7 @@ from .errors import (
 )
 from .export import FORMATS, export
 from .graph import Graph, Run, run_event_loop
+from .interrupts import Interrupts
 from .load import parse_override
 from .plugins import Harness, command_registrars, harnesses
 from .registry import all_node_types, resolve
@@ -42,7 +41,7 @@ __all__ = [
     "announcer",
     "build_parser",
     "console",
-    "install_interrupt",
+    "interrupts",
     "main",
     "out",
     "overrides",
@@ -215,65 +214,63 @@ def announcer(quiet: bool) -> Callable[[str], None]:
     return lambda msg: console.print(msg, highlight=False, markup=False)
 
 
-def install_interrupt(run: Run) -> None:
-    """First Ctrl-C drains (sources stop, in-flight items finish); a second one cancels everything."""
-    loop = asyncio.get_running_loop()
-    presses = 0
+def interrupts(run: Run) -> Interrupts:
+    """Ctrl-C or SIGTERM once drains (sources stop, in-flight items finish); twice cancels everything;
+    a run still going a few seconds after that is ended, naming the node that did not stop."""
 
-    def on_sigint() -> None:
-        nonlocal presses
-        presses += 1
+    def drain(name: str) -> None:
         in_flight = {k: v for k, v in run.runtime.in_flight().items() if v}
-        if presses == 1:
-            console.print(
-                f"\n[yellow]Ctrl-C: draining (in flight: {in_flight or 'nothing'}); "
-                "press again to cancel[/yellow]",
-                highlight=False,
-            )
-            run.stop(drain=True)
-        else:
-            console.print("\n[yellow]Ctrl-C again: cancelling[/yellow]")
-            run.stop(drain=False)
+        console.print(
+            f"\n[yellow]{name}: draining (in flight: {in_flight or 'nothing'}); press Ctrl-C again to "
+            "cancel[/yellow]",
+            highlight=False,
+        )
+        run.stop(drain=True)
 
-    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on the main thread, or Windows
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    def stop() -> None:
+        console.print("\n[yellow]interrupted again: cancelling[/yellow]")
+        run.stop(drain=False)
+
+    return Interrupts(asyncio.get_running_loop(), drain, stop, run.runtime.still_running)
 
 
 async def _run_with_progress(graph: Graph, quiet: bool) -> Report:
     async with graph.start(announce=lambda msg: console.print(msg, highlight=False, markup=False)) as run:
-        install_interrupt(run)
-        if quiet or not console.is_terminal:
-            return await run.wait()
-        nodes, metrics = run.runtime.nodes, {m.name: m for m in run.runtime.metrics}
-        sources = [nodes[name] for name in run.runtime.sources()]
-        sinks = [metrics[name] for name in run.runtime.sinks()]
-        expected = [s.expected_items() for s in sources]
-        total = sum(e for e in expected if e is not None) if all(e is not None for e in expected) else None
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
-            task = progress.add_task(graph.name, total=total, rate="")
-            waiter = asyncio.ensure_future(run.wait())
-            try:
-                while not waiter.done():
-                    done = sum(m.samples_in for m in sinks)
-                    started = run.runtime.started  # 0 until every node's setup is done
-                    elapsed = time.perf_counter() - started if started else 0.0
-                    progress.update(
-                        task, completed=done, rate=f"{done / elapsed:,.1f}/s" if elapsed > 0 else ""
-                    )
-                    await asyncio.wait({waiter}, timeout=0.25)
-            finally:
-                if not waiter.done():
-                    waiter.cancel()
-            return await waiter
+        with interrupts(run):
+            return await _progress(graph, run, quiet)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _progress(graph: Graph, run: Run, quiet: bool) -> Report:
+    if quiet or not console.is_terminal:
+        return await run.wait()
+    nodes, metrics = run.runtime.nodes, {m.name: m for m in run.runtime.metrics}
+    sources = [nodes[name] for name in run.runtime.sources()]
+    sinks = [metrics[name] for name in run.runtime.sinks()]
+    expected = [s.expected_items() for s in sources]
+    total = sum(e for e in expected if e is not None) if all(e is not None for e in expected) else None
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(graph.name, total=total, rate="")
+        waiter = asyncio.ensure_future(run.wait())
+        try:
+            while not waiter.done():
+                done = sum(m.samples_in for m in sinks)
+                started = run.runtime.started  # 0 until every node's setup is done
+                elapsed = time.perf_counter() - started if started else 0.0
+                progress.update(task, completed=done, rate=f"{done / elapsed:,.1f}/s" if elapsed > 0 else "")
+                await asyncio.wait({waiter}, timeout=0.25)
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+        return await waiter
 
 
 def cmd_viz(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ __all__ = [
     "GraphValidationError",
     "Issue",
     "NodeFailure",
+    "NodeTimeout",
     "RegistryError",
     "did_you_mean",
 ]
@@ -94,6 +95,18 @@ class NodeFailure(FlowgraphError):
         self.error = error
         on = f" on sample {sample}" if sample is not None else ""
         super().__init__(f"node '{node}' (worker {worker}) failed{on}: {type(error).__name__}: {error}")
+
+
+class NodeTimeout(TimeoutError):
+    """An item, or a blocking call in a node's threads, took longer than the node's ``timeout``.
+
+    Raised inside the node, so it becomes a ``NodeFailure`` naming the node and the sample (or, under
+    ``on_error: skip``, a failed sample). A thread that never returns stays behind; the run names it."""
+
+    def __init__(self, node: str, seconds: float, what: str) -> None:
+        self.node = node
+        self.seconds = seconds
+        super().__init__(f"{what} took longer than the node's timeout of {seconds:g} s")
 
 
 class GraphStopped(FlowgraphError):

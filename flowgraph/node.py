@@ -12,6 +12,7 @@ Nothing here imports the runtime: a node sees the engine only through ``WorkerIO
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +189,8 @@ class NodeContext:
     """Runs a blocking call in this node's own thread pool (sized to its workers); set by the runtime."""
     on_error: str = "fail"
     """The node's error policy from the graph: 'fail' stops the graph, 'skip' records and goes on."""
+    timeout: float | None = None
+    """Seconds one item may take in ``process`` (and one call in ``offload``); None: no limit."""
     report_failure: Callable[[object, BaseException], None] = lambda sample, error: None
     """Records a failed sample (for nodes that handle errors themselves under ``on_error: skip``)."""
     skip_item: Callable[[Any, BaseException], None] | None = None
@@ -302,9 +305,12 @@ class Node:  # noqa: B024 - subclasses override process() or run(); neither is a
         """One worker's whole life. Override for batching, routing, sources and multi-port nodes; the
         default reads ``io.inbox`` and calls ``process`` per item (the engine runs a faster copy of it)."""
         skip = self.context.skip_item if self.context.on_error == "skip" else None
+        timeout = self.context.timeout
         while (item := await io.inbox.get()) is not END:
             try:
-                result = await self.process(item)
+                result = await (
+                    self.process(item) if timeout is None else within(timeout, self.process(item))
+                )
             except Exception as exc:
                 if skip is None:
                     raise
@@ -334,6 +340,17 @@ class Source(Node):
     async def run(self, io: WorkerIO) -> None:
         async for item in self.items(io.worker):
             await io.out.send(item)
+
+
+async def within(seconds: float, work: Awaitable[Any]) -> Any:
+    """``await work``, or ``NodeTimeout`` once it has taken ``seconds`` (a node's ``timeout``)."""
+    from .errors import NodeTimeout
+
+    try:
+        async with asyncio.timeout(seconds):
+            return await work
+    except TimeoutError:
+        raise NodeTimeout("", seconds, "the item") from None
 
 
 def sample_of(item: Any) -> object | None:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from .channel import EMPTY, END, Channel
 from .metrics import NodeMetrics
-from .node import SKIP, sample_count
+from .node import SKIP, sample_count, within
 
 __all__ = ["Collector", "Inbox", "Outbox", "process_each"]
 
@@ -272,6 +272,7 @@ async def process_each(
     metrics: NodeMetrics,
     process: Callable[[Any], Awaitable[Any]],
     skip: Callable[[Any, Exception], None] | None,
+    timeout: float | None = None,
 ) -> None:
     """The default one-in-one-out loop: ``process`` each item of ``inbox`` and send what it returns.
 
@@ -300,7 +301,7 @@ async def process_each(
             m.samples_in += sample_count(item)
         t0 = _perf()
         try:
-            result = await process(item)
+            result = await (process(item) if timeout is None else within(timeout, process(item)))
         except Exception as exc:
             if skip is None:
                 raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
@@ -27,6 +28,9 @@ from .validate import CheckedGraph
 __all__ = ["Runtime"]
 
 _perf = time.perf_counter
+
+STOP_PATIENCE_S = 5.0
+"""How long a stopped or failed run waits for node threads still inside a call before naming them."""
 
 
 class _WorkerIO:
@@ -107,6 +111,7 @@ class Runtime:
         """Set once every node's setup has finished and the workers start."""
         self._draining = False
         self.fast_path = fast_path
+        self.announce = announce
         wiring = wire(
             graph,
             cache_dir=cache_dir or Path.home() / ".cache" / "flowgraph",
@@ -223,14 +228,52 @@ class Runtime:
                     await run.node.teardown()
                 except Exception as exc:  # a teardown error must not hide the run's own error
                     error = error or NodeFailure(run.spec.name, -1, None, exc)
-            for run in self._runs.values():
-                if run.executor is not None:
-                    run.executor.shutdown(wait=True, cancel_futures=True)
+            left = await self._shut_down_threads(patient=error is None and self.stopped is None)
+            if left:
+                self.announce(f"warning: {left}")
             self.results.finish(error if isinstance(error, Exception) else None)
         if error is not None:
             raise error
 
+    def still_running(self) -> str:
+        """What has not stopped: nodes whose workers are still running, and node threads still busy in a
+        call (readable from another thread, for a stop that does not end)."""
+        parts = []
+        for name, run in self._runs.items():
+            workers = [t.get_name() for t in run.tasks if not t.done()]
+            threads = run.threads_alive() if run.executor is not None else []
+            busy = [*(f"worker {w}" for w in workers), *(f"thread {t}" for t in threads)]
+            if busy:
+                parts.append(f"node '{name}' ({', '.join(busy)})")
+        return "; ".join(parts) or "no node (the harness or the interpreter is still finishing)"
+
     # --- internals ------------------------------------------------------------------------------------
+
+    async def _shut_down_threads(self, patient: bool) -> str:
+        """Shut every node's thread pool. After a run that ended by itself every call has returned, so
+        this waits for the threads; after a failure or a stop a thread may still be inside a call that
+        never returns (a stuck library), and waiting for it would hang the loop: give such threads
+        ``STOP_PATIENCE_S`` in a helper thread, then name the ones left instead of waiting on."""
+        pools = [run for run in self._runs.values() if run.executor is not None]
+        for run in [run for run in pools if patient and not run.abandoned_calls]:
+            run.executor.shutdown(wait=True, cancel_futures=True)  # type: ignore[union-attr]
+        pools = [run for run in pools if not patient or run.abandoned_calls]
+        if not pools:
+            return ""
+        for run in pools:
+            run.executor.shutdown(wait=False, cancel_futures=True)  # type: ignore[union-attr]
+        names = {name for run in pools for name in run.threads_alive()}
+        if names:
+            await asyncio.to_thread(_join_threads, names, STOP_PATIENCE_S)
+        left = [(run.spec.name, run.threads_alive()) for run in pools]
+        left = [(name, threads) for name, threads in left if threads]
+        if not left:
+            return ""
+        return "; ".join(
+            f"node '{name}' left {len(threads)} thread(s) in a call that did not return within "
+            f"{STOP_PATIENCE_S:g} s of the stop ({', '.join(threads)})"
+            for name, threads in left
+        )
 
     async def _worker(self, run: NodeRun, worker: int) -> None:
         io = _WorkerIO(self, run, worker)
@@ -239,7 +282,7 @@ class Runtime:
         try:
             if self.fast_path and type(node).run is Node.run and io.inbox is not None:
                 skip = functools.partial(self._skip, run, io.worker) if run.spec.on_error == "skip" else None
-                await process_each(io.inbox, io.out, run.metrics, node.process, skip)
+                await process_each(io.inbox, io.out, run.metrics, node.process, skip, run.spec.timeout)
             else:
                 await node.run(io)
         except asyncio.CancelledError:
@@ -295,6 +338,13 @@ class Runtime:
                     channel.fail(error)
             if run.feed is not None:
                 run.feed.channel.fail(error)
+
+
+def _join_threads(names: set[str], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    for thread in threading.enumerate():
+        if thread.name in names:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _first_failure(group: BaseExceptionGroup) -> BaseException:

@@ -63,6 +63,7 @@ class NodeSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     workers: int | None = Field(None, ge=1, le=4096)
     on_error: Literal["fail", "skip"] = "fail"
+    timeout: float | None = Field(None, gt=0, description="seconds one item (or one blocking call) may take")
 
 
 class ScenarioSpec(_Strict):

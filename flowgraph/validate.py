@@ -32,6 +32,8 @@ class CheckedNode:
     params: BaseModel
     workers: int
     on_error: str
+    timeout: float | None = None
+    """Seconds one item, or one blocking call in the node's threads, may take; None: no limit."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ def _parse_params_and_workers(
                 fix = f"set workers: {expected} or remove 'workers'"
             issues.append(src.issue(("nodes", name, "workers"), msg, node=name, fix=fix))
             continue
-        nodes[name] = CheckedNode(name, cls, params, workers, node.on_error)
+        nodes[name] = CheckedNode(name, cls, params, workers, node.on_error, node.timeout)
     return nodes, issues
 
 

@@ -17,7 +17,7 @@ from .accuracy import AccuracyResult, top1_from_mlperf_log
 from .bridge import Bridge, LoadgenComplete
 from .conf import check_conf
 from .options import SCENARIOS, LoadgenOptions, LoadgenResult, import_loadgen
-from .run import run_loadgen
+from .run import LoadgenControl, run_loadgen
 from .settings import build_settings, read_summary
 from .split import LoadgenSplit, split_for_loadgen
 
@@ -26,6 +26,7 @@ __all__ = [
     "AccuracyResult",
     "Bridge",
     "LoadgenComplete",
+    "LoadgenControl",
     "LoadgenOptions",
     "LoadgenResult",
     "LoadgenSplit",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 from typing import Any
 
 from flowgraph import run_event_loop
-from flowgraph.cli import EXIT_FAILED, EXIT_OK, announcer, out, overrides
+from flowgraph.cli import EXIT_FAILED, EXIT_OK, announcer, console, out, overrides
+from flowgraph.interrupts import Interrupts
 
 from .conf import SCENARIOS
 
@@ -41,8 +43,8 @@ class LoadgenHarness:
         return bool(getattr(args, "scenario", None) or getattr(args, "mode", None))
 
     def run(self, args: argparse.Namespace) -> int:
-        from .options import LoadgenOptions
-        from .run import run_loadgen
+        from .options import LoadgenOptions, LoadgenResult
+        from .run import LoadgenControl, run_loadgen
 
         sets = overrides(args)
         options = LoadgenOptions(
@@ -58,7 +60,22 @@ class LoadgenHarness:
             # A --set of the deadline is the user's choice: the harness does not derive one then.
             tune_server_wait=not any(k.split(".")[-1] == _TUNED_BY_HARNESS for k in sets),
         )
-        result = run_event_loop(run_loadgen(args.graph, sets, options, announcer(args.quiet)))
+        control = LoadgenControl()
+
+        def drain(name: str) -> None:
+            console.print(
+                f"\n[yellow]{name}: answering LoadGen at once from now on, so its test ends with complete "
+                "logs; press Ctrl-C again to exit now[/yellow]",
+                highlight=False,
+            )
+            control.stop(drain=True)
+
+        async def test() -> LoadgenResult:
+            loop = asyncio.get_running_loop()
+            with Interrupts(loop, drain, lambda: control.stop(drain=False), control.still_running):
+                return await run_loadgen(args.graph, sets, options, announcer(args.quiet), control=control)
+
+        result = run_event_loop(test())
         verdict = {
             True: "[green]VALID[/green]",
             False: "[red]INVALID[/red]",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from flowgraph import Graph, Run, load_graph, validate
+from flowgraph import Graph, GraphStopped, Run, load_graph, validate
 from flowgraph.nodes.payloads import Image
 
 from .accuracy import top1_from_mlperf_log
@@ -24,7 +24,38 @@ from .qsl import SampleLibrary
 from .settings import build_settings, read_summary
 from .split import split_for_loadgen
 
-__all__ = ["run_loadgen"]
+__all__ = ["LoadgenControl", "run_loadgen"]
+
+
+class LoadgenControl:
+    """Stops a running test from outside (the CLI's Ctrl-C and SIGTERM).
+
+    LoadGen has no call that ends a test early: it issues its whole schedule. So a stop answers every
+    outstanding and later query at once (empty) and drains the graph; LoadGen then runs through the rest
+    of its schedule without waiting for us, and writes complete logs. A Server or SingleStream test with
+    a long ``min_duration`` still takes that long; a second interrupt ends the process (the CLI)."""
+
+    def __init__(self) -> None:
+        self._bridge: Bridge | None = None
+        self._run: Run | None = None
+        self.stopped = False
+
+    def attach(self, bridge: Bridge, run: Run) -> None:
+        self._bridge, self._run = bridge, run
+
+    def stop(self, drain: bool = True) -> None:
+        """First: answer LoadGen at once from now on and drain the graph; ``drain=False``: cancel it."""
+        self.stopped = True
+        if self._bridge is None or self._run is None:
+            return
+        if self._bridge.failure is None:
+            self._bridge.fail(GraphStopped(self._run.runtime.in_flight()))
+        self._run.stop(drain=drain)
+
+    def still_running(self) -> str:
+        if self._run is None:
+            return "the harness, before the graph started"
+        return f"{self._run.runtime.still_running()}; LoadGen's test thread runs its schedule to the end"
 
 
 async def run_loadgen(
@@ -33,6 +64,7 @@ async def run_loadgen(
     options: LoadgenOptions,
     announce: Callable[[str], None] = print,
     cache_dir: Path | None = None,
+    control: LoadgenControl | None = None,
 ) -> LoadgenResult:
     """Run one LoadGen test of ``graph_file`` and return its result; raises ``NodeFailure`` if a node failed."""
     lg = import_loadgen()
@@ -73,6 +105,10 @@ async def run_loadgen(
 
     run = back.start(**start)
     run.runtime.shared[BRIDGE_KEY] = bridge
+    if control is not None:
+        control.attach(bridge, run)
+        if control.stopped:  # interrupted while setting up
+            control.stop()
     extra: dict[str, Any] = {}
     error: BaseException | None = None
     try:

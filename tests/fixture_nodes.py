@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -232,3 +233,30 @@ class FakeDeviceInference(Inference):
         seconds, fail_on = FAKE_DEVICE[key]
         self.engines = [FakeDevice(seconds, fail_on) for _ in range(self.params.engine_num)]
         ENGINES[key] = list(self.engines)  # teardown clears the node's list
+
+
+class StuckParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    how: str = "thread"
+    """thread: a call in the node's threads never returns; loop: blocks the event loop; coroutine: an
+    await that never ends."""
+    seconds: float = 3600
+    marker: str = ""
+    """A file written when the node takes its first item (so a test knows it is stuck now)."""
+
+
+class Stuck(Node):
+    """Never finishes its first item, in the way ``how`` says."""
+
+    Params = StuckParams
+
+    async def process(self, item: Any) -> Any:
+        if self.params.marker:
+            Path(self.params.marker).write_text("stuck")
+        if self.params.how == "thread":
+            await self.offload(time.sleep, self.params.seconds)
+        elif self.params.how == "loop":
+            time.sleep(self.params.seconds)  # the bug under test: a blocking call on the event loop
+        else:
+            await asyncio.Event().wait()
+        return item

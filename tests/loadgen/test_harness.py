@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -397,7 +401,7 @@ def test_the_cli_tunes_the_server_deadline_unless_set(monkeypatch, sets, tuned):
 
     seen = []
 
-    async def fake(graph, overrides, options, announce):
+    async def fake(graph, overrides, options, announce, **kwargs):
         seen.append(options.tune_server_wait)
         raise GraphFileError([])
 
@@ -405,3 +409,47 @@ def test_the_cli_tunes_the_server_deadline_unless_set(monkeypatch, sets, tuned):
     argv = ["run", str(GRAPH), "--scenario", "Server", *[a for s in sets for a in ("--set", s)]]
     assert main(argv) == 2
     assert seen == [tuned]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_during_a_test_ends_it_with_complete_logs(tmp_path, dataset, answer_model, signum):
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flowgraph.cli",
+            "run",
+            str(GRAPH),
+            "--scenario",
+            "SingleStream",
+            "--count",
+            "200000",
+            "--output",
+            str(out),
+            "--set",
+            f"model.path={answer_model}",
+            "--set",
+            f"dataset.path={dataset}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    deadline = time.monotonic() + 60
+    while not (out / "mlperf_log_detail.txt").exists():  # LoadGen's test has started
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signum)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the test did not end after one interrupt") from None
+    assert proc.returncode == 1, err
+    assert "answering LoadGen at once" in err and "run stopped" in err, err
+    assert "GraphStopped" in (out / "flowgraph_error.txt").read_text()
+    assert "Scenario : SingleStream" in (out / "mlperf_log_summary.txt").read_text()  # LoadGen finished
