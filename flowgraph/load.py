@@ -94,7 +94,7 @@ def load_graph_text(
     if not isinstance(raw, dict):
         raise GraphFileError([source.issue((), "a graph file must be a mapping with 'nodes' and 'edges'")])
     if "extends" in raw:
-        raw, source = _extend(raw, source)
+        raw, source = _extend(raw, source, [file])
     raw.setdefault("params", {})
     if not isinstance(raw["params"], dict):
         raise GraphFileError([source.issue(("params",), "'params' must be a mapping of name: value")])
@@ -117,7 +117,9 @@ def load_graph_text(
     return LoadedGraph(spec, source, scenario)
 
 
-def _extend(child: dict[str, Any], child_source: SourceMap) -> tuple[dict[str, Any], SourceMap]:
+def _extend(
+    child: dict[str, Any], child_source: SourceMap, chain: list[str]
+) -> tuple[dict[str, Any], SourceMap]:
     """``extends: base.yaml``: the base graph with the child's name, description and params on top.
 
     A child may change only those three, so one graph serves several scenario files without copies;
@@ -136,6 +138,11 @@ def _extend(child: dict[str, Any], child_source: SourceMap) -> tuple[dict[str, A
             ]
         )
     base_path = Path(child_source.file).parent / base_name
+    if any(_same_file(base_path, seen) for seen in chain):
+        loop = " -> ".join([*chain, str(base_path)])
+        raise GraphFileError(
+            [child_source.issue(("extends",), f"extends goes round in a circle: {loop}", fix="remove one")]
+        )
     try:
         text = base_path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -146,7 +153,7 @@ def _extend(child: dict[str, Any], child_source: SourceMap) -> tuple[dict[str, A
     if not isinstance(raw, dict):
         raise GraphFileError([Issue(str(base_path), None, None, "the base graph must be a mapping")])
     if "extends" in raw:
-        raw, source = _extend(raw, SourceMap(str(base_path), lines))
+        raw, source = _extend(raw, SourceMap(str(base_path), lines), [*chain, str(base_path)])
     else:
         source = SourceMap(str(base_path), lines)
     params = raw.setdefault("params", {})
@@ -161,12 +168,30 @@ def _extend(child: dict[str, Any], child_source: SourceMap) -> tuple[dict[str, A
     return raw, source
 
 
+def _same_file(a: Path, b: str) -> bool:
+    try:
+        return a.resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
 # --- YAML with line numbers -------------------------------------------------------------------------
+
+
+MAX_VALUES = 100_000
+"""Values a graph file may expand to (aliases included): far above any real graph, far below what a
+file of nested aliases ("billion laughs") would expand to before it exhausted memory."""
+MAX_DEPTH = 64
+"""Nesting a graph file may have; deeper is refused with a message, not Python's RecursionError."""
 
 
 def _parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise GraphFileError(
+            [Issue(file, None, None, "the YAML is nested too deeply (a graph needs a few levels)")]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -176,16 +201,35 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
         raise GraphFileError([Issue(file, None, None, "the graph file is empty")])
     lines: dict[Path_, int] = {}
     constructor = yaml.SafeLoader("")
-    return _to_python(root, (), lines, constructor, file), lines
+    return _to_python(root, (), lines, constructor, file, [0]), lines
 
 
 def _to_python(
-    node: yaml.Node, path: Path_, lines: dict[Path_, int], ctor: yaml.SafeLoader, file: str
+    node: yaml.Node, path: Path_, lines: dict[Path_, int], ctor: yaml.SafeLoader, file: str, seen: list[int]
 ) -> Any:
+    seen[0] += 1
+    if seen[0] > MAX_VALUES or len(path) > MAX_DEPTH:
+        too = "many values" if seen[0] > MAX_VALUES else "deep nesting"
+        raise GraphFileError(
+            [
+                Issue(
+                    file,
+                    node.start_mark.line + 1,
+                    None,
+                    f"the YAML expands to too {too} (over {MAX_VALUES:,} values or {MAX_DEPTH} levels): "
+                    "aliases of aliases, or a file that is not a graph",
+                    "write the graph out without nested aliases",
+                )
+            ]
+        )
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise GraphFileError(
+                    [Issue(file, key_node.start_mark.line + 1, None, "a key must be a plain value", None)]
+                )
             key = ctor.construct_object(key_node, deep=True)
             if key in out:
                 raise GraphFileError(
@@ -200,10 +244,10 @@ def _to_python(
                     ]
                 )
             lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _to_python(value_node, (*path, key), lines, ctor, file)
+            out[key] = _to_python(value_node, (*path, key), lines, ctor, file, seen)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, (*path, i), lines, ctor, file) for i, item in enumerate(node.value)]
+        return [_to_python(item, (*path, i), lines, ctor, file, seen) for i, item in enumerate(node.value)]
     return ctor.construct_object(node, deep=True)
 
 
