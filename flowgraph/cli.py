@@ -23,6 +23,7 @@ from .errors import (
     FlowgraphError,
     GraphFileError,
     GraphStopped,
+    Issue,
     NodeFailure,
     RegistryError,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "EXIT_OK",
     "announcer",
     "build_parser",
+    "check_report_path",
     "console",
     "interrupts",
     "main",
@@ -170,7 +172,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def check_report_path(path: Path | None) -> None:
+    """Refuse a ``--report`` that cannot be written before the run, so no run is lost to it."""
+    if path is None:
+        return
+    problem = None
+    if path.is_dir():
+        problem = f"{path} is a folder; name a file"
+    elif not path.parent.is_dir():
+        problem = f"{path.parent} is not an existing folder"
+    else:
+        try:
+            with path.open("a"):
+                pass
+        except OSError as exc:
+            problem = f"cannot write {path}: {exc.strerror or exc}"
+    if problem:
+        raise GraphFileError([Issue("--report", None, None, problem)])
+
+
 def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
+    check_report_path(args.report)
     chosen = [h for h in harnesses if h.selected(args)]
     if len(chosen) > 1:
         raise ValueError(

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flowgraph import DependencyMissing, Report
+from flowgraph import DependencyMissing, GraphFileError, Issue, Report
 
 from .accuracy import AccuracyResult
 from .conf import SCENARIOS
 
-__all__ = ["SCENARIOS", "LoadgenOptions", "LoadgenResult", "import_loadgen"]
+__all__ = ["SCENARIOS", "LoadgenOptions", "LoadgenResult", "import_loadgen", "unwritable_folder"]
 
 
 def import_loadgen() -> Any:
@@ -52,6 +53,50 @@ class LoadgenOptions:
     (``gc.freeze``): with torch and a model loaded a full collection walks millions of objects, and one
     stopped a Server run on the H100 for 89 ms (bench/RESULTS.md 4e). Collections still run; they walk
     only what the test itself creates."""
+
+    def check(self) -> None:
+        """Refuse values LoadGen would take badly (it trusts its input: ``inf`` QPS crashed it, ``0``
+        queries printed VALID with NaN samples/s), and an output folder it could not write to (also a
+        crash), before anything runs. Raises ``GraphFileError`` naming the flag."""
+        issues: list[Issue] = []
+
+        def bad(flag: str, message: str) -> None:
+            issues.append(Issue(flag, None, None, message))
+
+        for flag, value in (
+            ("--target-qps", self.target_qps),
+            ("--target-latency-ms", self.target_latency_ms),
+            ("--time", self.time_s),
+        ):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                bad(flag, f"must be a finite number above 0, got {value}")
+        if self.count is not None and self.count < 1:
+            bad("--count", f"must be 1 or more queries, got {self.count}")
+        if self.scenario not in SCENARIOS:
+            bad("--scenario", f"unknown scenario {self.scenario!r}; one of {', '.join(SCENARIOS)}")
+        if self.output is not None:
+            problem = unwritable_folder(self.output)
+            if problem:
+                bad("--output", problem)
+        if issues:
+            raise GraphFileError(issues)
+
+
+def unwritable_folder(folder: Path) -> str | None:
+    """Why files cannot be written in ``folder`` (made if missing), or None."""
+    for parent in [folder, *folder.parents]:
+        if parent.exists() and not parent.is_dir():
+            return f"{parent} is a file, not a folder"
+        if parent.exists():
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".flowgraph-write-check"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        return f"cannot write in {folder}: {exc.strerror or exc}"
+    return None
 
 
 @dataclass

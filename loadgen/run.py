@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from flowgraph import Graph, GraphStopped, Run, load_graph, validate
+from flowgraph import Graph, GraphFileError, GraphStopped, Issue, Run, load_graph, validate
 from flowgraph.nodes.payloads import Image
 
 from .accuracy import top1_from_mlperf_log
 from .bridge import BRIDGE_KEY, Bridge
-from .options import LoadgenOptions, LoadgenResult, import_loadgen
+from .options import LoadgenOptions, LoadgenResult, import_loadgen, unwritable_folder
 from .qsl import SampleLibrary
 from .settings import build_settings, read_summary
 from .split import split_for_loadgen
@@ -83,7 +83,9 @@ async def run_loadgen(
         options.output
         or Path("results") / (loaded.spec.name or graph_file.stem) / options.scenario / options.mode
     )
-    log_dir.mkdir(parents=True, exist_ok=True)
+    problem = unwritable_folder(log_dir)
+    if problem:
+        raise GraphFileError([Issue("--output", None, None, problem)])
     start: dict[str, Any] = {"announce": announce}
     if cache_dir is not None:
         start["cache_dir"] = cache_dir

@@ -15,6 +15,7 @@ __all__ = ["build_settings", "read_summary"]
 
 def build_settings(lg: Any, options: LoadgenOptions, model: str) -> tuple[Any, str]:
     """TestSettings: LoadGen's built-in mlperf.conf, then --mlperf-conf, --user-conf, then the flags."""
+    options.check()
     scenario = options.scenario
     if options.mlperf_conf:
         check_conf(options.mlperf_conf, model, user=False)
@@ -43,6 +44,8 @@ def build_settings(lg: Any, options: LoadgenOptions, model: str) -> tuple[Any, s
     if options.time_s is not None:
         settings.min_duration_ms = int(options.time_s * 1000)
         notes.append(f"min_duration {options.time_s:g} s")
+        if options.count is None:  # a quick run: the duration decides, not the conf's query minimum
+            settings.min_query_count = 1
     if options.count is not None:
         settings.min_query_count = options.count
         settings.max_query_count = options.count

@@ -453,3 +453,42 @@ def test_an_interrupt_during_a_test_ends_it_with_complete_logs(tmp_path, dataset
     assert "answering LoadGen at once" in err and "run stopped" in err, err
     assert "GraphStopped" in (out / "flowgraph_error.txt").read_text()
     assert "Scenario : SingleStream" in (out / "mlperf_log_summary.txt").read_text()  # LoadGen finished
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--target-qps", "inf"], "--target-qps: must be a finite number above 0"),
+        (["--target-qps", "nan"], "--target-qps: must be a finite number above 0"),
+        (["--target-qps", "-5"], "--target-qps: must be a finite number above 0"),
+        (["--target-latency-ms", "-1"], "--target-latency-ms: must be a finite number above 0"),
+        (["--time", "-3"], "--time: must be a finite number above 0"),
+        (["--count", "0"], "--count: must be 1 or more"),
+        (["--count", "-2"], "--count: must be 1 or more"),
+    ],
+)
+def test_values_loadgen_would_take_badly_are_refused_naming_the_flag(tmp_path, capsys, flags, named):
+    argv = ["run", str(GRAPH), "--scenario", "Server", "--output", str(tmp_path / "o"), *flags]
+    assert main(argv) == 2
+    assert named in capsys.readouterr().err
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    cases = [a_file, a_file / "under"]
+    if os.geteuid() != 0:  # root writes anywhere: the read-only cases only mean something to a user
+        cases += [read_only, read_only / "sub"]
+    for output in cases:
+        assert main(["run", str(GRAPH), "--scenario", "Offline", "--output", str(output)]) == 2
+        err = capsys.readouterr().err
+        assert "--output" in err and str(output.parent if output.name in ("under", "sub") else output) in err
+
+
+def test_a_report_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys):
+    for report in (tmp_path, tmp_path / "missing" / "r.json"):
+        assert main(["run", "graphs/hello.yaml", "--quiet", "--report", str(report)]) == 2
+        assert "--report" in capsys.readouterr().err
