@@ -7,6 +7,8 @@ of those is an error naming the file and line.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,9 @@ MLPERF_MODELS = (
     "deepseek-r1",
     "whisper",
 )
+
+_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)")
+"""What LoadGen's integer parser reads as written: no leading zero (octal), no 1e5, no 1_000."""
 
 INTEGER, FLOAT, PERCENT, MILLIS, FLAG = "integer", "float", "percent", "milliseconds", "flag"
 KEYS = {
@@ -88,10 +93,21 @@ def check_conf(path: Path, model: str, user: bool = True) -> list[ConfLine]:
     """Parse ``path``; raise ``GraphFileError`` listing every problem. ``user``: a user.conf, whose lines
     must name this ``model`` (or ``*``); an mlperf.conf may name any MLPerf model."""
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise GraphFileError(
             [Issue(str(path), None, None, f"cannot read conf file: {exc.strerror}")]
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise GraphFileError(
+            [
+                Issue(
+                    str(path), line, None, f"not UTF-8 text (byte {data[exc.start]:#04x})", "save it as UTF-8"
+                )
+            ]
         ) from None
     issues: list[Issue] = []
     lines: list[ConfLine] = []
@@ -129,6 +145,18 @@ def check_conf(path: Path, model: str, user: bool = True) -> list[ConfLine]:
         if kind is None:
             bad(f"unknown key {key!r} (LoadGen would silently ignore it)", did_you_mean(key, KEYS, n=1))
             continue
+        if kind in (INTEGER, FLAG) and not _DECIMAL.fullmatch(value_text):
+            leading = re.match(r"-?\d+", value_text)
+            octal = re.fullmatch(r"-?0[0-7]+", value_text)
+            why = (
+                f"LoadGen reads a leading 0 as octal ({value_text} is {int(value_text, 8)})"
+                if octal
+                else f"LoadGen reads {value_text!r} as {leading.group()}"
+                if leading
+                else "must be a whole number in decimal digits"
+            )
+            bad(f"{key} = {value_text!r}: {why}", "write plain decimal digits, e.g. 1000")
+            continue
         try:
             value = float(int(value_text, 0)) if kind in (INTEGER, FLAG) else float(value_text)
         except ValueError:
@@ -136,6 +164,18 @@ def check_conf(path: Path, model: str, user: bool = True) -> list[ConfLine]:
                 f"{key} = {value_text!r}: must be {'an integer' if kind in (INTEGER, FLAG) else 'a number'}"
                 + (" (LoadGen reads '1e5' as 1)" if kind == INTEGER and "e" in value_text.lower() else "")
             )
+            continue
+        if not math.isfinite(value):
+            bad(f"{key} = {value_text}: must be a finite number")
+            continue
+        if value < 0:
+            bad(f"{key} = {value_text}: must not be negative (LoadGen reads -1 as 18446744073709551615)")
+            continue
+        if key == "target_qps" and value == 0:
+            bad(f"{key} = {value_text}: must be above 0")
+            continue
+        if kind == PERCENT and key.endswith("percentile") and value >= 100:
+            bad(f"{key} = {value_text}: a percentile is below 100 (99 means the 99th)")
             continue
         if kind == PERCENT and 0 < value <= 1:
             bad(

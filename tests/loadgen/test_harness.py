@@ -175,6 +175,13 @@ def test_a_node_failing_in_the_server_warm_up_fails_the_run_instead_of_hanging(
         ("resnet50.*.min_query_count = 1e5", "LoadGen reads '1e5' as 1"),
         ("*.Server.target_latency_percentile = 0.99", "this is a percentage"),
         ("resnet50.Offline target_qps 100", "expected 'model.scenario.key = value'"),
+        ("resnet50.Server.target_qps = nan", "must be a finite number"),
+        ("resnet50.Server.target_qps = inf", "must be a finite number"),
+        ("resnet50.Server.target_qps = -5", "must not be negative"),
+        ("resnet50.*.min_query_count = -1", "must not be negative"),
+        ("*.Server.target_latency_percentile = 990", "a percentile is below 100"),
+        ("resnet50.*.min_query_count = 010", "LoadGen reads a leading 0 as octal (010 is 8)"),
+        ("resnet50.*.min_query_count = 1_000", "LoadGen reads '1_000' as 1"),
     ],
 )
 def test_conf_mistakes_loadgen_would_ignore_are_errors_with_file_and_line(tmp_path, line, message):
@@ -183,6 +190,14 @@ def test_conf_mistakes_loadgen_would_ignore_are_errors_with_file_and_line(tmp_pa
     with pytest.raises(GraphFileError) as err:
         check_conf(conf, "resnet50")
     assert f"{conf}:3" in str(err.value) and message in str(err.value)
+
+
+def test_a_conf_that_is_not_utf8_is_an_error_with_its_line(tmp_path):
+    conf = tmp_path / "user.conf"
+    conf.write_bytes(b"*.Offline.min_duration = 1000\n# caf\xe9\n")
+    with pytest.raises(GraphFileError) as err:
+        check_conf(conf, "resnet50")
+    assert f"{conf}:2" in str(err.value) and "not UTF-8" in str(err.value)
 
 
 def test_a_good_conf_passes_and_is_applied(tmp_path, dataset, answer_model):
