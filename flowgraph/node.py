@@ -239,12 +239,24 @@ class Node:  # noqa: B024 - subclasses override process() or run(); neither is a
     """Libraries the node imports when it runs (checked by the validator before anything starts)."""
     follows: ClassVar[tuple[Follows, ...]] = ()
     """Params that must agree with (and default to) a param of the nearest upstream node that has it."""
+    skips_failed_samples: ClassVar[bool | None] = None
+    """Whether ``on_error: skip`` means something for this type. None: yes when the node works item by
+    item through ``process`` (the engine records the failure); a node with its own ``run`` says True
+    only if it reports failed samples itself (``NodeContext.report_failure``), else the validator
+    refuses ``skip`` instead of accepting a policy the node would ignore."""
     tunables: ClassVar[frozenset[str]] = frozenset()
     """Params that may change while the node runs, through ``Run.tune`` (e.g. a batcher's deadline)."""
 
     def __init__(self, params: BaseModel, context: NodeContext) -> None:
         self.params = params
         self.context = context
+
+    @classmethod
+    def honours_skip(cls) -> bool:
+        """Whether ``on_error: skip`` works for this type (see ``skips_failed_samples``)."""
+        if cls.skips_failed_samples is not None:
+            return cls.skips_failed_samples
+        return cls.run is Node.run
 
     @classmethod
     def params_model(cls, params: Mapping[str, Any]) -> type[BaseModel]:

@@ -193,6 +193,17 @@ def _parse_params_and_workers(
                         )
                     )
             continue
+        if node.on_error == "skip" and not cls.honours_skip():
+            issues.append(
+                src.issue(
+                    ("nodes", name, "on_error"),
+                    f"{node.type} does not skip failed samples (it handles several at once, in its own "
+                    "loop): on_error: skip would be ignored",
+                    node=name,
+                    fix="remove on_error: skip here and set it on the node that fails (a per-sample node)",
+                )
+            )
+            continue
         rule = cls.worker_rule
         expected = rule.expected(params)
         workers = node.workers if node.workers is not None else rule.default(params)

@@ -64,6 +64,7 @@ class ImageNetSource(Source):
     params: ImageNetParams
     outputs: ClassVar = {"out": Port(Sample)}
     worker_rule = WorkerRule.fixed(1)
+    skips_failed_samples = True  # a malformed val_map line is reported and skipped
 
     @classmethod
     def check_environment(cls, params: BaseModel) -> str | None:

@@ -125,6 +125,7 @@ class Preprocess(Node):
     outputs: ClassVar = {"out": Port(Image)}
     worker_rule = WorkerRule.any(default=2)
     needs = Needs("flowgraph[cpu]", ("numpy", "cv2"))
+    skips_failed_samples = True  # its chunked loop reports each failed image itself
 
     async def setup(self) -> None:
         import cv2

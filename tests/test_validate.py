@@ -213,3 +213,21 @@ edges: [{from: s, to: a}, {from: a, to: c}, {from: c, to: r}]
     msg = invalid(follows % (F, F, ", params: {max_batch: 8}"))
     assert "t.yaml:4: node 'c': max_batch is 8 but a.max_batch is 4" in msg
     assert "remove c's max_batch (it follows a.max_batch) or make them agree" in msg
+
+
+def test_on_error_skip_is_refused_where_the_node_would_ignore_it():
+    msg = invalid("""\
+nodes:
+  s: {type: source, params: {range: 8}}
+  b: {type: batch, params: {size: 4}, on_error: skip}
+  r: {type: collect}
+edges: [{from: s, to: b}, {from: b, to: r}]
+""")
+    assert "t.yaml:3: node 'b': batch does not skip failed samples" in msg
+    assert "set it on the node that fails" in msg
+    ok = Graph.from_text(
+        "nodes:\n  s: {type: source, params: {range: 2}}\n"
+        "  m: {type: map, params: {fn: 'operator:neg'}, on_error: skip}\n  r: {type: collect}\n"
+        "edges: [{from: s, to: m}, {from: m, to: r}]\n"
+    )
+    assert ok.nodes["m"].on_error == "skip"
