@@ -201,7 +201,13 @@ def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
     if chosen:
         return chosen[0].run(args)
     graph = load(args)
-    report = run_event_loop(_run_with_progress(graph, quiet=args.quiet))
+    try:
+        report = run_event_loop(_run_with_progress(graph, quiet=args.quiet))
+    except FlowgraphError as exc:
+        if args.report and exc.report is not None:  # a failed run's counts and failures are kept too
+            exc.report.write_json(args.report)
+            console.print(f"report written to {args.report}")
+        raise
     if not args.quiet:
         print_report(report)
     if args.report:

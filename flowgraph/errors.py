@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "DependencyMissing",
@@ -43,6 +44,10 @@ def did_you_mean(
 
 class FlowgraphError(Exception):
     """Base of every flowgraph error."""
+
+    report: Any = None
+    """For a run that failed or was stopped: its ``Report`` (counts, failures), so it can still be
+    written and read; None otherwise."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from .channel import ChannelClosed
+from .errors import FlowgraphError
 from .feeds import Feed
 from .load import load_graph, load_graph_text
 from .metrics import Failure
@@ -255,7 +256,11 @@ class Run:
         except Exception:
             pass  # the same error is raised by the runtime task below
         feed_outcomes = await asyncio.gather(*self._feeders, return_exceptions=True)
-        await self._task
+        try:
+            await self._task
+        except FlowgraphError as exc:  # the counts and failures of a failed or stopped run still count
+            self.report = exc.report = Report.from_runtime(self.runtime, self._collected)
+            raise
         for outcome in feed_outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome

@@ -68,6 +68,8 @@ class NodeMetrics:
     samples_in: int = 0
     samples_out: int = 0
     failed: int = 0
+    copies: int = 0
+    """Extra sample paths this node made by sending an item down several edges (a fan-out)."""
     busy_s: float = 0.0
     """Worker-seconds inside the node's own code (summed over workers)."""
     wait_in_s: float = 0.0

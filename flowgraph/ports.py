@@ -190,6 +190,8 @@ class Outbox:
             else:
                 await channel.put(item)
         m.items_out += 1
+        if len(edges) > 1:  # each edge carries the sample on a path of its own (accounting)
+            m.copies += (len(edges) - 1) * sample_count(item)
         if self.source:
             m.samples_out += sample_count(item)
 

@@ -1,7 +1,11 @@
 """What a finished run tells: per-node metrics, edge high-water marks, sample accounting, failures.
 
-Every sample that entered the graph is accounted for: ``completed`` at a sink, ``failed`` (with the node
-and error), or ``dropped`` by a node that filtered it (``SKIP``). The table and JSON come from one dict.
+Every sample that entered the graph is accounted for, per path: ``entered + copies = completed + failed
++ dropped``. ``entered`` counts samples a source emitted or reported failed; ``copies`` the extra paths a
+fan-out made (a sample sent down two edges travels two paths, each ending once); ``completed`` arrivals
+at sinks; ``failed`` failure records (node and error); ``dropped`` what a node filtered (``SKIP``) or a
+stop left in flight. ``dropped`` is not clamped: negative would mean double counting, shown, not hidden.
+The table and JSON come from one dict.
 """
 
 from __future__ import annotations
@@ -41,8 +45,14 @@ class Report:
     def from_runtime(cls, runtime: Runtime, results: list[Any]) -> Report:
         metrics = {m.name: m for m in runtime.metrics}
         entered = sum(metrics[name].samples_out for name in runtime.sources())
+        copies = sum(m.copies for m in metrics.values())
         completed = sum(metrics[name].samples_in for name in runtime.sinks())
         failed = sum(f.samples for f in runtime.failures)
+        accounting = {"entered": entered, "completed": completed, "failed": failed}
+        if copies:
+            accounting["copies"] = copies
+        # Not clamped at 0: a negative count would show double counting instead of hiding a loss.
+        accounting["dropped"] = entered + copies - completed - failed
         summaries = {name: dict(node.summary()) for name, node in runtime.nodes.items()}
         return cls(
             graph=runtime.graph.name,
@@ -50,12 +60,7 @@ class Report:
             nodes=[m.as_dict() for m in metrics.values()],
             edges=[e.as_dict() for e in runtime.edges],
             failures=list(runtime.failures),
-            samples={
-                "entered": entered,
-                "completed": completed,
-                "failed": failed,
-                "dropped": max(0, entered - completed - failed),
-            },
+            samples=accounting,
             summaries={k: v for k, v in summaries.items() if v},
             stopped=runtime.stopped.in_flight if runtime.stopped else None,
             results=results,

@@ -295,6 +295,7 @@ class Runtime:
             raise
         except SampleFailed as exc:
             failure = NodeFailure(run.spec.name, worker, exc.sample, exc.error)
+            self._record_failure(run, worker, exc.sample, exc.error)
             self._fail_all(failure)
             raise failure from exc.error
         except Exception as exc:
@@ -302,6 +303,8 @@ class Runtime:
             failure = NodeFailure(
                 run.spec.name, worker, sample_of(current) if current is not None else None, exc
             )
+            if current is not None:  # the sample in hand failed (the others in flight are dropped)
+                self._record_failure(run, worker, current, exc, item_given=True)
             self._fail_all(failure)
             raise failure from exc
         finally:
@@ -316,6 +319,8 @@ class Runtime:
 
     def _report_failure(self, run: NodeRun, sample: object, error: BaseException) -> None:
         self._record_failure(run, -1, sample, error)
+        if not run.inputs:  # a source that could not emit a sample (a malformed line): it entered, failed
+            run.metrics.samples_out += len(sample) if isinstance(sample, list) else 1
 
     def _skip(self, run: NodeRun, worker: int, item: Any, error: BaseException) -> None:
         self._record_failure(run, worker, item, error, item_given=True)
