@@ -40,6 +40,7 @@ from .ports import Inbox, Outbox
 from .registry import all_node_types, node_type, resolve
 from .report import Report
 from .spec import GraphSpec
+from .trust import UntrustedCode, allow_modules
 from .validate import CheckedGraph, validate
 
 __version__ = "0.1.0"
@@ -72,11 +73,13 @@ __all__ = [
     "RegistryError",
     "Report",
     "SampleFailed",
+    "UntrustedCode",
     "Run",
     "Source",
     "WorkerIO",
     "WorkerRule",
     "all_node_types",
+    "allow_modules",
     "load_graph",
     "load_graph_text",
     "node_type",

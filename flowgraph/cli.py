@@ -34,6 +34,7 @@ from .load import parse_override
 from .plugins import Harness, command_registrars, harnesses
 from .registry import all_node_types, resolve
 from .report import Report
+from .trust import allow_modules
 
 __all__ = [
     "EXIT_FAILED",
@@ -60,6 +61,15 @@ if not out.is_terminal:  # piped into a file or CI log: don't squeeze tables int
 
 def graph_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("graph", type=Path, help="graph YAML file")
+    parser.add_argument(
+        "--allow-module",
+        dest="allow_modules",
+        action="append",
+        default=[],
+        metavar="PKG",
+        help="let the graph name code in this package (module:Class types, map fn, source iterable); "
+        "see the README's trust model",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -135,6 +145,7 @@ def _extension(find: Callable[[], Any], fallback: Any) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    allow_modules(*getattr(args, "allow_modules", []))
     try:
         return int(args.handler(args))
     except GraphFileError as exc:

@@ -8,13 +8,13 @@ The engine core never imports a node module by name; it only loads entry points.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import TypeVar
 
 from .errors import RegistryError, did_you_mean
 from .node import Node
+from .trust import import_reference
 
 __all__ = ["ENTRY_POINT_GROUP", "all_node_types", "forget_entry_points", "node_type", "resolve"]
 
@@ -72,12 +72,7 @@ def all_node_types() -> dict[str, type[Node]]:
 def resolve(name: str) -> type[Node]:
     """The node class for a registered name or a ``package.module:Class`` reference."""
     if ":" in name:
-        module_name, _, attr = name.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise RegistryError(f"cannot import {module_name!r} for node type {name!r}: {exc}") from exc
-        cls = getattr(module, attr, None)
+        cls = import_reference(name, "node type")  # only from modules this run allows (trust.py)
         if not (isinstance(cls, type) and issubclass(cls, Node)):
             raise RegistryError(f"{name!r} is not a flowgraph Node subclass")
         if not cls.kind:

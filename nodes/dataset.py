@@ -52,7 +52,14 @@ def read_val_map(val_map: Path, folder: Path) -> Iterator[tuple[int, Path, int] 
                     ValueError(f"{where}: expected '<file name> <integer label>', got {line.strip()!r}"),
                 )
                 continue
-            yield index, folder / parts[0], int(parts[1])
+            path = folder / parts[0]
+            if not _inside(path, folder):  # an absolute path or ../ would read files elsewhere
+                yield SampleFailed(
+                    where,
+                    ValueError(f"{where}: {parts[0]!r} is outside the dataset folder {folder}"),
+                )
+                continue
+            yield index, path, int(parts[1])
             index += 1
 
 
@@ -139,6 +146,13 @@ class ImageNetSource(Source):
             data = await self.offload(path.read_bytes) if self.params.read_bytes else None
             yield Sample(index, path, label, data, time.perf_counter())
             emitted += 1
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        return False
 
 
 def synthetic_dataset_dir(cache_dir: Path, count: int, seed: int) -> Path:

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flowgraph import Node, Port, Source, WorkerIO, WorkerRule, node_type
 
-from .callables import import_callable
+from .callables import checked_reference, import_callable
 
 __all__ = ["ExternalInput", "IterableSource"]
 
@@ -25,6 +25,11 @@ class SourceParams(BaseModel):
     file: Path | None = Field(None, description="records, one per line: JSON lines (.jsonl) or plain text")
     iterable: str | None = Field(None, description="'module:function' returning an iterable")
     count: int | None = Field(None, ge=0, description="stop after this many items")
+
+    @field_validator("iterable")
+    @classmethod
+    def _trusted(cls, ref: str | None) -> str | None:
+        return None if ref is None else checked_reference(ref)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SourceParams:

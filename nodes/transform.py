@@ -10,11 +10,11 @@ import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flowgraph import Node, Port, WorkerRule, node_type
 
-from .callables import import_callable
+from .callables import checked_reference, import_callable
 
 __all__ = ["Map", "Tee"]
 
@@ -27,6 +27,11 @@ class MapParams(BaseModel):
         False, description="run a sync fn in the node's threads (for I/O or GIL-free C code)"
     )
     kwargs: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for fn")
+
+    @field_validator("fn")
+    @classmethod
+    def _trusted(cls, ref: str) -> str:
+        return checked_reference(ref)
 
 
 @node_type("map")

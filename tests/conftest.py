@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
 import pytest
+
+# The tests' own node types and functions are code the tests trust (flowgraph.trust); subprocesses
+# started by tests inherit the variable.
+os.environ["FLOWGRAPH_ALLOW_MODULES"] = "fixture_nodes,tests,tiny_models"
 
 
 @pytest.fixture
