@@ -1,0 +1,166 @@
+"""Soak: the CPU pipeline run again and again for minutes with faults injected, under ``on_error: skip``.
+
+Every ``--every`` samples a fault node between init and preprocess does one of three things, in turn:
+raises, stalls past its ``timeout`` (``NodeTimeout``), or replaces the JPEG with garbage bytes (which
+preprocess then fails to decode). Each run must account for every sample (entered = completed + failed
++ dropped, with exactly the injected faults failed); between runs the process's RSS, threads and
+asyncio tasks are sampled, and must not grow.
+
+    python bench/soak.py [--minutes 10] [--every 25] [--count 200]
+
+Prints one row per sample time and a verdict; exits 1 if any run's accounting is off or if RSS,
+threads or tasks grow from the first tenth of the soak to the last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import resource
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from flowgraph import Graph, Node, Port, node_type, run_event_loop
+from flowgraph.nodes.payloads import Sample
+
+GRAPH = Path(__file__).resolve().parent.parent / "graphs" / "resnet50_offline.yaml"
+
+
+class FaultParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    every: int = 25
+
+
+@node_type("bench-fault")
+class Fault(Node):
+    """Every ``every``-th sample: raise, stall past the node's timeout, or garble the JPEG, in turn."""
+
+    Params = FaultParams
+    params: FaultParams
+    inputs: ClassVar = {"in": Port(Sample)}
+    outputs: ClassVar = {"out": Port(Sample)}
+
+    def __init__(self, params: FaultParams, context: Any) -> None:
+        super().__init__(params, context)
+        self.seen = 0
+
+    async def process(self, sample: Sample) -> Sample:
+        self.seen += 1
+        if self.seen % self.params.every:
+            return sample
+        kind = (self.seen // self.params.every) % 3
+        if kind == 0:
+            raise RuntimeError(f"injected fault on sample {sample.sample_id}")
+        if kind == 1:
+            await asyncio.sleep(5)  # past the node's timeout: NodeTimeout
+            return sample
+        sample.data = b"garbage, not a JPEG"  # preprocess fails it
+        sample.path = None
+        return sample
+
+
+def soak_graph(count: int, every: int) -> Graph:
+    text = GRAPH.read_text()
+    text = text.replace(
+        "  preprocess:\n",
+        f"  fault:\n    type: bench-fault\n    params: {{every: {every}}}\n    timeout: 0.2\n"
+        "    on_error: skip\n  preprocess:\n",
+        1,
+    )
+    text = text.replace(
+        "    params: {variant: mlperf, layout: NCHW}\n",
+        "    params: {variant: mlperf, layout: NCHW}\n    on_error: skip\n",
+        1,
+    )
+    text = text.replace("{from: init, to: preprocess", "{from: init, to: fault", 1)
+    text = text.replace("edges:\n", "edges:\n  - {from: fault, to: preprocess, capacity: 64}\n", 1)
+    overrides = {
+        "count": count,
+        "model.path": "builtin:resnet50-pruned",
+        "init.read_bytes": True,
+        "dataset.synthetic_count": count,
+    }
+    return Graph.from_text(text, overrides, file=str(GRAPH))
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def soak(minutes: float, every: int, count: int) -> bool:
+    graph = soak_graph(count, every)
+    injected_per_run = count // every
+    end = time.monotonic() + minutes * 60
+    rows: list[tuple[float, float, int, int, int, int, int]] = []
+    ok = True
+    t0 = time.monotonic()
+    runs = entered = failed = 0
+    print(
+        "| minute | runs | samples | failed (injected) | RSS MB | threads | tasks |\n|---|---|---|---|---|---|---|"
+    )
+    while time.monotonic() < end:
+        report = await graph.run(announce=lambda m: None)
+        runs += 1
+        s = report.samples
+        entered += s["entered"]
+        failed += s["failed"]
+        balanced = s["entered"] == s["completed"] + s["failed"] + s["dropped"] and s["dropped"] == 0
+        if not balanced or s["failed"] != injected_per_run or s["entered"] != count:
+            ok = False
+            print(f"run {runs}: accounting off: {s}, expected {injected_per_run} failures")
+        row = (
+            (time.monotonic() - t0) / 60,
+            rss_mb(),
+            threading.active_count(),
+            len(asyncio.all_tasks()),
+            runs,
+            entered,
+            failed,
+        )
+        rows.append(row)
+        if runs == 1 or runs % 10 == 0:
+            print(
+                f"| {row[0]:.1f} | {runs} | {entered} | {failed} | {row[1]:.0f} | {row[2]} | {row[3]} |",
+                flush=True,
+            )
+    tenth = max(1, len(rows) // 10)
+    first, last = rows[1 : tenth + 1] or rows[:1], rows[-tenth:]
+    rss_first, rss_last = max(r[1] for r in first), max(r[1] for r in last)
+    threads_first, threads_last = max(r[2] for r in first), max(r[2] for r in last)
+    tasks_first, tasks_last = max(r[3] for r in first), max(r[3] for r in last)
+    grew = rss_last > rss_first * 1.10 + 20 or threads_last > threads_first or tasks_last > tasks_first
+    print(
+        f"\n{runs} runs, {entered} samples, {failed} failed ({injected_per_run} injected per run); "
+        f"RSS {rss_first:.0f} → {rss_last:.0f} MB, threads {threads_first} → {threads_last}, "
+        f"tasks {tasks_first} → {tasks_last}: {'GROWTH' if grew else 'no growth'}; "
+        f"accounting {'ok in every run' if ok else 'OFF'}"
+    )
+    return ok and not grew
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--every", type=int, default=25)
+    parser.add_argument("--count", type=int, default=200)
+    args = parser.parse_args()
+    print(
+        f"# {time.strftime('%Y-%m-%d')} {platform.node()} {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}: python bench/soak.py --minutes {args.minutes:g} --every {args.every} "
+        f"--count {args.count}"
+    )
+    raise SystemExit(0 if run_event_loop(soak(args.minutes, args.every, args.count)) else 1)
+
+
+if __name__ == "__main__":
+    main()
