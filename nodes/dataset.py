@@ -116,6 +116,8 @@ class ImageNetSource(Source):
         ]
         if p.count is not None:
             self.labels = self.labels[: p.count]
+        if not self.labels:
+            raise ValueError(f"{self.val_map} lists no samples (expected '<file name> <label>' lines)")
 
     def expected_items(self) -> int | None:
         if self.params.indices is not None:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowgraph import Needs, Node, Port, WorkerIO, WorkerRule, node_type
+from flowgraph import Needs, Node, Port, SampleFailed, WorkerIO, WorkerRule, node_type
 from flowgraph.metrics import Reservoir
 
 from .payloads import Answers, ClassScores, Logits, Prediction, Predictions, Scores
@@ -76,6 +76,8 @@ class Postprocess(Node):
 
     def predict(self, sample_id: int, label: int, scores: Any, t_start: float, top: Any = None) -> Prediction:
         offset = self.params.label_offset
+        if scores is not None and label >= 0 and not offset <= label < len(scores) + offset:
+            raise SampleFailed(sample_id, self._label_error(label, len(scores)))
         ranked = top_k(scores, self.params.top_k) if top is None else top[: self.params.top_k].tolist()
         best = [c + offset for c in ranked]
         now = time.perf_counter()
@@ -102,6 +104,12 @@ class Postprocess(Node):
         now = time.perf_counter()
         labels = np.asarray(item.labels)
         known = labels >= 0
+        if item.scores is not None:
+            classes, offset = np.shape(item.scores)[-1], self.params.label_offset
+            outside = known & ((labels < offset) | (labels >= classes + offset))
+            if outside.any():
+                k = int(np.argmax(outside))
+                raise SampleFailed(item.sample_ids[k], self._label_error(int(labels[k]), classes))
         self.counted += int(known.sum())
         self.top1_hits += int((top[:, 0] == labels)[known].sum())
         self.top5_hits += int((top == labels[:, None]).any(axis=1)[known].sum())
@@ -111,6 +119,13 @@ class Postprocess(Node):
                 self.latency.add(now - t_start)
         self.last_done = now
         return Predictions(item.sample_ids, item.labels, top)
+
+    def _label_error(self, label: int, classes: int) -> ValueError:
+        offset = self.params.label_offset
+        return ValueError(
+            f"label {label} is outside the model's {classes} classes ({offset}..{classes - 1 + offset} with "
+            f"label_offset {offset}): a label file for another model, or label_offset wrong"
+        )
 
     async def run(self, io: WorkerIO) -> None:
         async for item in io.inbox:

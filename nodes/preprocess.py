@@ -62,6 +62,8 @@ def decode(data: bytes, where: object) -> Any:
     import cv2
     import numpy as np
 
+    if not data:  # OpenCV asserts on an empty buffer instead of returning None
+        raise ValueError(f"{where}: the file is empty (0 bytes)")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{where}: not a decodable image ({len(data)} bytes)")

@@ -77,3 +77,15 @@ edges: [{{from: s, to: f}}, {{from: f, to: r}}]
     with pytest.raises(NodeFailure) as err:
         graph.run_sync()
     assert err.value.report is not None and err.value.report.failures[0].node == "f"
+
+
+def test_an_empty_label_file_is_an_error_not_an_empty_success(tmp_path):
+    (tmp_path / "val_map.txt").write_text("\n")
+    graph = Graph.from_text(f"""
+nodes:
+  d: {{type: imagenet, params: {{path: "{tmp_path}"}}}}
+  r: {{type: collect}}
+edges: [{{from: d, to: r}}]
+""")
+    with pytest.raises(NodeFailure, match="lists no samples"):
+        graph.run_sync(announce=lambda m: None)

@@ -45,9 +45,20 @@ class OrtEngine:
         self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         self.name = name
         self.precision = "fp32"
-        model_input = self.session.get_inputs()[0]
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:  # found at setup, not at the first batch
+            raise ValueError(
+                f"model {model} takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); the "
+                "pipeline feeds one image tensor"
+            )
+        model_input = inputs[0]
         self.input_name = model_input.name
         shape = model_input.shape
+        if len(shape) != 4 or 3 not in (shape[1], shape[3]):
+            raise ValueError(
+                f"model {model} takes {model_input.name} of shape {shape}; the pipeline sends images as "
+                "[batch, 3, height, width] or [batch, height, width, 3]"
+            )
         self.layout = "NHWC" if len(shape) == 4 and shape[3] == 3 else "NCHW"
         self.fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
         self.output_name = output or _pick_output(self.session)

@@ -209,3 +209,25 @@ def test_memory_copy_sized_for_other_engines_than_inference_is_rejected():
     message = str(err.value)
     assert f"{GRAPH}:38: node 'memory_copy': workers is 2" in message
     assert "one worker per engine of 'inference', which has 3" in message
+
+
+@pytest.mark.parametrize("shape", [[1, 10], None])
+def test_a_model_that_does_not_take_images_fails_at_setup_saying_what_it_expects(tmp_path, shape):
+    import onnx
+    from onnx import TensorProto, helper
+
+    inputs = (
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)]
+        if shape
+        else [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 4, 4]) for n in ("a", "b")]
+    )
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    node = helper.make_node("Identity", [inputs[0].name], ["y"])
+    model = helper.make_model(helper.make_graph([node], "g", inputs, [out]))
+    path = tmp_path / "odd.onnx"
+    onnx.save(model, path)
+    graph = Graph.from_yaml(GRAPH, {"model.path": str(path), "count": 4})
+    with pytest.raises(NodeFailure, match="node 'inference'") as err:
+        graph.run_sync(announce=lambda m: None)
+    assert ("takes 2 inputs (a, b)" if shape is None else "the pipeline sends images as") in str(err.value)
+    assert err.value.report is not None and err.value.report.samples["completed"] == 0  # nothing ran

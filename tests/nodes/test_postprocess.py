@@ -61,3 +61,17 @@ def test_ties_rank_the_lower_class_first_k_is_capped_and_the_scores_are_left_alo
     assert rank_top(scores, 5).tolist() == [[1, 2, 0, 3], [0, 1, 2, 3]]
     assert scores.tolist() == [[1, 3, 3, 0], [2, 2, 2, 2]]
     assert rank_top(np.array([[0.5, -np.inf, 0.25]], np.float32), 2).tolist() == [[0, 2]]
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_label_outside_the_model_s_classes_fails_naming_the_sample(batched: bool) -> None:
+    from flowgraph import SampleFailed
+
+    node = Postprocess(PostprocessParams(), NodeContext("p", 1))
+    scores = np.zeros((2, 10), np.float32)
+    with pytest.raises(SampleFailed, match="label 12 is outside the model's 10 classes") as err:
+        if batched:
+            node.predict_batch(Logits([5, 6], [3, 12], scores, [0.0, 0.0]))
+        else:
+            node.predict(6, 12, scores[1], 0.0)
+    assert err.value.sample == 6

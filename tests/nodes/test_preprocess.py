@@ -92,3 +92,8 @@ def test_grayscale_and_cmyk_jpegs_decode_to_three_channels(mode):
 def test_undecodable_bytes_name_the_file():
     with pytest.raises(ValueError, match="broken.jpg: not a decodable image"):
         decode(b"\x00\x01nope", "broken.jpg")
+
+
+def test_a_zero_byte_file_is_named_not_an_opencv_assertion():
+    with pytest.raises(ValueError, match="empty.jpg: the file is empty"):
+        decode(b"", "empty.jpg")
