@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from cli_process import start_cli, write_chain
 
 from flowgraph.cli import main
 
@@ -67,20 +67,8 @@ def test_viz_writes_dot_and_mermaid(tmp_path, capsys):
 
 
 def test_ctrl_c_drains_reports_in_flight_and_exits_nonzero(tmp_path):
-    g = tmp_path / "slow.yaml"
-    g.write_text(
-        f"nodes:\n  a: {{type: source, params: {{range: 100000}}}}\n"
-        f"  s: {{type: '{F}:Slow', params: {{seconds: 0.01}}}}\n"
-        "  c: {type: discard}\nedges: [{from: a, to: s, capacity: 4}, {from: s, to: c}]\n"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flowgraph.cli", "run", str(g), "--quiet"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    g = write_chain(tmp_path / "slow.yaml", f"{{type: '{F}:Slow', params: {{seconds: 0.01}}}}", 100000, 4)
+    proc = start_cli("run", str(g), "--quiet")
     time.sleep(2.0)
     proc.send_signal(signal.SIGINT)
     try:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_process import start_cli, write_chain
 
 from flowgraph import Graph, NodeFailure, NodeTimeout
 
@@ -19,20 +18,10 @@ F = "fixture_nodes"
 
 def start(tmp_path: Path, how: str) -> tuple[subprocess.Popen[str], Path]:
     marker = tmp_path / "stuck"
-    graph = tmp_path / "stuck.yaml"
-    graph.write_text(
-        f"nodes:\n  a: {{type: source, params: {{range: 10}}}}\n"
-        f"  s: {{type: '{F}:Stuck', params: {{how: {how}, marker: '{marker}'}}}}\n"
-        "  c: {type: discard}\nedges: [{from: a, to: s}, {from: s, to: c}]\n"
+    graph = write_chain(
+        tmp_path / "stuck.yaml", f"{{type: '{F}:Stuck', params: {{how: {how}, marker: '{marker}'}}}}", 10
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flowgraph.cli", "run", str(graph), "--quiet"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli("run", str(graph), "--quiet")
     deadline = time.monotonic() + 20
     while not marker.exists():
         assert proc.poll() is None, proc.communicate()
