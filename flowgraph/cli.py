@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -192,12 +193,8 @@ def check_report_path(path: Path | None) -> None:
         problem = f"{path} is a folder; name a file"
     elif not path.parent.is_dir():
         problem = f"{path.parent} is not an existing folder"
-    else:
-        try:
-            with path.open("a"):
-                pass
-        except OSError as exc:
-            problem = f"cannot write {path}: {exc.strerror or exc}"
+    elif not os.access(path if path.exists() else path.parent, os.W_OK):
+        problem = f"cannot write {path}: permission denied"
     if problem:
         raise GraphFileError([Issue("--report", None, None, problem)])
 

@@ -135,6 +135,9 @@ class Run:
         if exc is not None:
             self.stop(drain=False)
             await self._settle()
+            self.report = Report.from_runtime(self.runtime, self._collected)
+            if isinstance(exc, FlowgraphError) and exc.report is None:
+                exc.report = self.report  # a harness raising the graph's failure keeps the counts
             return
         for feed in self._open_feeds():
             if id(feed) not in self._fed:

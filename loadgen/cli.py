@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from flowgraph import run_event_loop
+from flowgraph import FlowgraphError, run_event_loop
 from flowgraph.cli import EXIT_FAILED, EXIT_OK, announcer, console, out, overrides
 from flowgraph.interrupts import Interrupts
 
@@ -75,7 +75,13 @@ class LoadgenHarness:
             with Interrupts(loop, drain, lambda: control.stop(drain=False), control.still_running):
                 return await run_loadgen(args.graph, sets, options, announcer(args.quiet), control=control)
 
-        result = run_event_loop(test())
+        try:
+            result = run_event_loop(test())
+        except FlowgraphError as exc:  # a failed or stopped test's counts still get written
+            if args.report and exc.report is not None:
+                exc.report.write_json(args.report)
+                console.print(f"report written to {args.report}")
+            raise
         verdict = {
             True: "[green]VALID[/green]",
             False: "[red]INVALID[/red]",

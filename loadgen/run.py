@@ -14,7 +14,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from flowgraph import Graph, GraphFileError, GraphStopped, Issue, Run, load_graph, validate
+from flowgraph import (
+    FlowgraphError,
+    Graph,
+    GraphFileError,
+    GraphStopped,
+    Issue,
+    Run,
+    load_graph,
+    validate,
+)
 from flowgraph.nodes.payloads import Image
 
 from .accuracy import top1_from_mlperf_log
@@ -145,6 +154,8 @@ async def run_loadgen(
                 raise bridge.failure
     except BaseException as exc:
         error = _unwrap(exc)
+        if isinstance(error, FlowgraphError) and error.report is None:
+            error.report = run.report  # the SUT's counts and failures, written by --report even now
         (log_dir / "flowgraph_error.txt").write_text(f"{type(error).__name__}: {error}\n")
     finally:
         lg.DestroyQSL(qsl)

@@ -507,3 +507,40 @@ def test_a_report_that_cannot_be_written_is_refused_before_the_run(tmp_path, cap
     for report in (tmp_path, tmp_path / "missing" / "r.json"):
         assert main(["run", "graphs/hello.yaml", "--quiet", "--report", str(report)]) == 2
         assert "--report" in capsys.readouterr().err
+
+
+def test_time_alone_makes_a_quick_run_not_the_conf_s_query_minimum():
+    import mlperf_loadgen as lg
+
+    from flowgraph.loadgen import build_settings
+
+    settings, note = build_settings(lg, LoadgenOptions(scenario="Offline", time_s=2), "resnet50")
+    assert settings.min_duration_ms == 2000 and settings.min_query_count == 1  # not 24,576
+    assert "quick run" in note
+    settings, _ = build_settings(lg, LoadgenOptions(scenario="Offline"), "resnet50")
+    assert settings.min_query_count == 24576  # the built-in mlperf.conf when no quick-run flag is given
+
+
+def test_a_failed_test_still_writes_its_report(tmp_path, dataset, answer_model, capsys):
+    report = tmp_path / "r.json"
+    argv = [
+        "run",
+        str(GRAPH),
+        "--scenario",
+        "Offline",
+        "--count",
+        "50",
+        "--output",
+        str(tmp_path / "o"),
+        "--report",
+        str(report),
+        "--set",
+        f"model.path={answer_model}",
+        "--set",
+        f"dataset.path={dataset}",
+        "--set",
+        "inference.output=no_such_output",
+    ]
+    assert main(argv) == 1
+    data = json.loads(report.read_text())
+    assert data["failures"][0]["node"] == "inference" and "report written" in capsys.readouterr().err
