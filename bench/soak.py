@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import resource
+import statistics
 import threading
 import time
 from pathlib import Path
@@ -97,7 +99,7 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def soak(minutes: float, every: int, count: int) -> bool:
+async def soak(minutes: float, every: int, count: int, out: Path | None = None) -> bool:
     graph = soak_graph(count, every)
     injected_per_run = count // every
     end = time.monotonic() + minutes * 60
@@ -133,19 +135,34 @@ async def soak(minutes: float, every: int, count: int) -> bool:
                 f"| {row[0]:.1f} | {runs} | {entered} | {failed} | {row[1]:.0f} | {row[2]} | {row[3]} |",
                 flush=True,
             )
-    tenth = max(1, len(rows) // 10)
-    first, last = rows[1 : tenth + 1] or rows[:1], rows[-tenth:]
-    rss_first, rss_last = max(r[1] for r in first), max(r[1] for r in last)
+    # RSS moves by tens of MB from run to run (ONNX Runtime's arena, the allocator): compare the medians
+    # of the first and last fifth of the runs after the first, and fit a line through all of them.
+    fifth = max(1, (len(rows) - 1) // 5)
+    later = rows[1:] or rows
+    first, last = later[:fifth], later[-fifth:]
+    rss_first, rss_last = statistics.median(r[1] for r in first), statistics.median(r[1] for r in last)
+    slope = _slope([r[0] for r in later], [r[1] for r in later])
     threads_first, threads_last = max(r[2] for r in first), max(r[2] for r in last)
     tasks_first, tasks_last = max(r[3] for r in first), max(r[3] for r in last)
     grew = rss_last > rss_first * 1.10 + 20 or threads_last > threads_first or tasks_last > tasks_first
     print(
         f"\n{runs} runs, {entered} samples, {failed} failed ({injected_per_run} injected per run); "
-        f"RSS {rss_first:.0f} → {rss_last:.0f} MB, threads {threads_first} → {threads_last}, "
-        f"tasks {tasks_first} → {tasks_last}: {'GROWTH' if grew else 'no growth'}; "
+        f"RSS median {rss_first:.0f} → {rss_last:.0f} MB (first and last fifth; fitted {slope:+.1f} MB/min, "
+        f"min {min(r[1] for r in later):.0f}, max {max(r[1] for r in later):.0f}), threads {threads_first} → "
+        f"{threads_last}, tasks {tasks_first} → {tasks_last}: {'GROWTH' if grew else 'no growth'}; "
         f"accounting {'ok in every run' if ok else 'OFF'}"
     )
+    if out is not None:
+        out.write_text(json.dumps({"rows": rows, "runs": runs, "ok": ok, "grew": grew}, indent=1))
     return ok and not grew
+
+
+def _slope(xs: list[float], ys: list[float]) -> float:
+    if len(xs) < 2:
+        return 0.0
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
 
 
 def main() -> None:
@@ -153,13 +170,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--every", type=int, default=25)
     parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--out", type=Path, help="write every run's row as JSON here")
     args = parser.parse_args()
     print(
         f"# {time.strftime('%Y-%m-%d')} {platform.node()} {os.cpu_count()} cores, Python "
         f"{platform.python_version()}: python bench/soak.py --minutes {args.minutes:g} --every {args.every} "
         f"--count {args.count}"
     )
-    raise SystemExit(0 if run_event_loop(soak(args.minutes, args.every, args.count)) else 1)
+    raise SystemExit(0 if run_event_loop(soak(args.minutes, args.every, args.count, args.out)) else 1)
 
 
 if __name__ == "__main__":
