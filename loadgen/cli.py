@@ -112,8 +112,16 @@ def register_commands(commands: Any) -> None:
     p.add_argument(
         "--label-offset",
         type=int,
-        default=0,
-        help="added to the logged class before comparing (MLPerf's resnet50_v1.onnx: -1)",
+        default=None,
+        help="the model's label offset (MLPerf's resnet50_v1.onnx: -1): added to each answer of a log from "
+        "another harness; for a log flowgraph wrote (flowgraph_log.json beside it) it must match what was "
+        "applied then, and is not applied twice",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "int32", "int64"),
+        default=None,
+        help="how an answer's bytes are read (default float32, or what flowgraph_log.json says)",
     )
     p.set_defaults(handler=_accuracy)
 
@@ -121,6 +129,8 @@ def register_commands(commands: Any) -> None:
 def _accuracy(args: argparse.Namespace) -> int:
     from .accuracy import top1_from_mlperf_log
 
-    result = top1_from_mlperf_log(args.log, args.val_map, label_offset=args.label_offset)
+    result = top1_from_mlperf_log(args.log, args.val_map, label_offset=args.label_offset, dtype=args.dtype)
     out.print(f"accuracy={100 * result.top1:.3f}%, good={result.good}, total={result.total}")
+    for note in result.notes:
+        out.print(f"note: {note}", highlight=False)
     return EXIT_OK

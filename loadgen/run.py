@@ -26,7 +26,7 @@ from flowgraph import (
 )
 from flowgraph.nodes.payloads import Image
 
-from .accuracy import top1_from_mlperf_log
+from .accuracy import top1_from_mlperf_log, write_sidecar
 from .bridge import BRIDGE_KEY, Bridge
 from .options import LoadgenOptions, LoadgenResult, import_loadgen, unwritable_folder
 from .qsl import SampleLibrary
@@ -95,6 +95,8 @@ async def run_loadgen(
     problem = unwritable_folder(log_dir)
     if problem:
         raise GraphFileError([Issue("--output", None, None, problem)])
+    answering = whole.nodes.get(str(config.get("complete_after")))
+    write_sidecar(log_dir, int(getattr(answering.params, "label_offset", 0)) if answering else 0)
     start: dict[str, Any] = {"announce": announce}
     if cache_dir is not None:
         start["cache_dir"] = cache_dir
@@ -175,8 +177,8 @@ async def run_loadgen(
         extra=extra,
     )
     if options.mode == "accuracy" and library.val_map is not None:
-        offset = 0  # postprocess already applied the graph's label offset to what we logged
-        result.accuracy = top1_from_mlperf_log(log_dir / "mlperf_log_accuracy.json", library.val_map, offset)
+        # the sidecar says what was applied: the offset is not applied a second time
+        result.accuracy = top1_from_mlperf_log(log_dir / "mlperf_log_accuracy.json", library.val_map)
     return result
 
 
