@@ -13,7 +13,7 @@ from flowgraph.interrupts import Interrupts
 
 from .conf import SCENARIOS
 
-__all__ = ["LoadgenHarness", "register_commands"]
+__all__ = ["LoadgenHarness", "metric_lines", "register_commands"]
 
 _TUNED_BY_HARNESS = "max_wait_us"
 
@@ -86,10 +86,13 @@ class LoadgenHarness:
             True: "[green]VALID[/green]",
             False: "[red]INVALID[/red]",
             None: "[yellow]no summary[/yellow]",
-        }
-        out.print(f"[bold]{result.scenario}[/bold] {result.mode}: {verdict[result.valid]}", highlight=False)
-        for key, value in result.metrics.items():
-            out.print(f"  {key}: {value}", highlight=False)
+        }[result.valid]
+        if result.mode == "accuracy" and result.accuracy is not None:  # LoadGen judges no accuracy run
+            a = result.accuracy
+            verdict = f"top-1 {100 * a.top1:.3f}% ({a.good}/{a.total})"
+        out.print(f"[bold]{result.scenario}[/bold] {result.mode}: {verdict}", highlight=False)
+        for line in metric_lines(result.scenario, result.metrics):
+            out.print(f"  {line}", highlight=False)
         if result.valid is False:
             for reason in result.reasons:
                 out.print(f"  {reason}", highlight=False)
@@ -102,6 +105,25 @@ class LoadgenHarness:
         if args.report and result.report is not None:
             result.report.write_json(args.report)
         return EXIT_FAILED if result.valid is False else EXIT_OK
+
+
+def metric_lines(scenario: str, metrics: dict[str, str]) -> list[str]:
+    """LoadGen's figures for people: latencies in ms, and for SingleStream and MultiStream the early
+    stopping estimate named as the figure the submission checker records (LoadGen's own percentile is
+    printed beside it: on short runs the two differ by tens of percent)."""
+    lines = []
+    records_early = scenario in ("SingleStream", "MultiStream")
+    for key, value in metrics.items():
+        if key.endswith("(ns)"):
+            shown = f"{key[:-4].strip()}: {float(value) / 1e6:,.3f} ms"
+            if key.startswith("early stopping"):
+                shown += "  <- the result the submission checker records" if records_early else ""
+            elif records_early and "th percentile latency" in key:
+                shown += "  (LoadGen's plain percentile)"
+            lines.append(shown)
+        else:
+            lines.append(f"{key}: {value}")
+    return lines
 
 
 def register_commands(commands: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,9 @@ def build_settings(lg: Any, options: LoadgenOptions, model: str) -> tuple[Any, s
     return settings, note
 
 
+EARLY_STOPPING = re.compile(r"Early stopping (\S+) percentile estimate: (\d+)")
+
+
 def read_summary(log_dir: Path) -> tuple[bool | None, dict[str, str], list[str]]:
     """VALID/INVALID, the result metrics and LoadGen's reasons, from mlperf_log_summary.txt.
 
@@ -71,6 +75,9 @@ def read_summary(log_dir: Path) -> tuple[bool | None, dict[str, str], list[str]]
     reasons: list[str] = []
     section = "head"
     for line in path.read_text().splitlines():
+        early = EARLY_STOPPING.search(line)
+        if early:  # SingleStream/MultiStream: the figure the submission checker records
+            metrics[f"early stopping {early.group(1)} percentile estimate (ns)"] = early.group(2)
         if line.startswith("Mode"):
             section = "metric"
         elif line.startswith("Result is"):

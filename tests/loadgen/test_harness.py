@@ -544,3 +544,47 @@ def test_a_failed_test_still_writes_its_report(tmp_path, dataset, answer_model, 
     assert main(argv) == 1
     data = json.loads(report.read_text())
     assert data["failures"][0]["node"] == "inference" and "report written" in capsys.readouterr().err
+
+
+def test_stream_scenarios_name_the_early_stopping_estimate_as_the_checker_s_figure():
+    from flowgraph.loadgen.cli import metric_lines
+
+    metrics = {
+        "90.0th percentile latency (ns)": "70573032",
+        "early stopping 90.0th percentile estimate (ns)": "99927161",
+        "QPS w/o loadgen overhead": "17.04",
+    }
+    lines = metric_lines("SingleStream", metrics)
+    assert lines[0] == "90.0th percentile latency: 70.573 ms  (LoadGen's plain percentile)"
+    assert (
+        lines[1]
+        == "early stopping 90.0th percentile estimate: 99.927 ms  <- the result the submission checker records"
+    )
+    assert "submission checker" not in "".join(metric_lines("Server", metrics))
+
+
+def test_a_singlestream_run_prints_both_figures_and_accuracy_prints_its_verdict(
+    tmp_path, dataset, answer_model, capsys
+):
+    sets = ["--set", f"model.path={answer_model}", "--set", f"dataset.path={dataset}"]
+    assert (
+        main(
+            [
+                "run",
+                str(GRAPH),
+                "--scenario",
+                "SingleStream",
+                "--count",
+                "80",
+                "--output",
+                str(tmp_path / "s"),
+                *sets,
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "early stopping 90.0th percentile estimate:" in printed and "submission checker" in printed
+    assert main(["run", str(GRAPH), "--mode", "accuracy", "--output", str(tmp_path / "a"), *sets]) == 0
+    printed = capsys.readouterr().out
+    assert "Offline accuracy: top-1" in printed and "no summary" not in printed
