@@ -15,29 +15,9 @@ from pathlib import Path
 from flowgraph import GraphFileError, Issue
 from flowgraph.errors import did_you_mean
 
-__all__ = ["MLPERF_MODELS", "SCENARIOS", "check_conf"]
+__all__ = ["KEYS", "SCENARIOS", "UNREAD_OFFICIAL", "check_conf"]
 
 SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
-MLPERF_MODELS = (
-    "resnet50",
-    "retinanet",
-    "bert",
-    "dlrm",
-    "dlrm-v2",
-    "3d-unet",
-    "rnnt",
-    "gptj",
-    "llama2-70b",
-    "llama2-70b-interactive",
-    "llama3_1-405b",
-    "llama3_1-8b",
-    "mixtral-8x7b",
-    "stable-diffusion-xl",
-    "rgat",
-    "pointpainting",
-    "deepseek-r1",
-    "whisper",
-)
 
 _DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)")
 """What LoadGen's integer parser reads as written: no leading zero (octal), no 1e5, no 1_000."""
@@ -53,7 +33,8 @@ KEYS = {
     "sample_index_rng_seed": INTEGER,
     "schedule_rng_seed": INTEGER,
     "accuracy_log_rng_seed": INTEGER,
-    "accuracy_log_probability": PERCENT,
+    "accuracy_log_probability": FLOAT,  # a probability, 0 to 1
+    "accuracy_sample_count_override": INTEGER,
     "accuracy_log_sampling_target": INTEGER,
     "print_timestamps": FLAG,
     "performance_issue_unique": FLAG,
@@ -76,8 +57,15 @@ KEYS = {
     "tpot_latency": MILLIS,
     "infer_token_latencies": FLAG,
     "token_latency_scaling_factor": INTEGER,
-    "server_num_issue_query_threads": INTEGER,
 }
+"""The keys LoadGen reads from a conf file, with how it reads each value. Pinned against the installed
+LoadGen by tests/loadgen/test_conf.py: every key of LoadGen's own built-in mlperf.conf is here, and
+every key here is a name LoadGen's library knows. Not here: ``server_num_issue_query_threads`` (a
+TestSettings field LoadGen never reads from a conf file: a line setting it would do nothing)."""
+
+UNREAD_OFFICIAL = {"target_duration": MILLIS}
+"""Keys MLCommons' own mlperf.conf sets that LoadGen does not read: accepted in an mlperf.conf (so the
+official file passes), refused in a user.conf (where setting one would silently do nothing)."""
 
 
 @dataclass(frozen=True)
@@ -123,16 +111,17 @@ def check_conf(path: Path, model: str, user: bool = True) -> list[ConfLine]:
             bad(f"expected 'model.scenario.key = value', got {body!r}")
             continue
         name, _, value_text = (part.strip() for part in body.partition("="))
-        parts = name.split(".")
-        if len(parts) != 3:
+        parts = name.rsplit(".", 2)  # a model's own name may hold dots (wan-2.2-t2v-a14b)
+        if len(parts) != 3 or not all(parts):
             bad(f"{name!r}: a key is model.scenario.key (three parts; '*' matches any model or scenario)")
             continue
         conf_model, scenario, key = parts
-        models = (model,) if user else MLPERF_MODELS
-        if conf_model != "*" and conf_model not in models:
+        # A user.conf configures this run's model; an mlperf.conf lists every model of its round (the
+        # list changes each round, so any name goes there).
+        if user and conf_model not in ("*", model):
             bad(
                 f"model {conf_model!r} matches nothing (this run is {model!r})",
-                did_you_mean(conf_model, models, n=1) or f"use {model} or *",
+                did_you_mean(conf_model, (model,), n=1) or f"use {model} or *",
             )
             continue
         if scenario != "*" and scenario not in SCENARIOS:
@@ -141,7 +130,12 @@ def check_conf(path: Path, model: str, user: bool = True) -> list[ConfLine]:
                 did_you_mean(scenario, SCENARIOS, n=1) or f"one of {', '.join(SCENARIOS)} or *",
             )
             continue
-        kind = KEYS.get(key)
+        kind = KEYS.get(key) or (None if user else UNREAD_OFFICIAL.get(key))
+        if kind is None and key in UNREAD_OFFICIAL:
+            bad(
+                f"{key}: LoadGen does not read this key (only MLCommons' mlperf.conf sets it); it would do nothing"
+            )
+            continue
         if kind is None:
             bad(f"unknown key {key!r} (LoadGen would silently ignore it)", did_you_mean(key, KEYS, n=1))
             continue
