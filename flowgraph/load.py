@@ -74,11 +74,22 @@ def load_graph(
     """Read a graph file; raise ``GraphFileError`` naming file, line and key on any problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise GraphFileError(
             [Issue(str(path), None, None, f"cannot read graph file: {exc.strerror or exc}")]
         ) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise GraphFileError(
+            [
+                Issue(
+                    str(path), line, None, f"not UTF-8 text (byte {data[exc.start]:#04x})", "save it as UTF-8"
+                )
+            ]
+        ) from None
     return load_graph_text(text, str(path), overrides, scenario)
 
 

@@ -44,3 +44,10 @@ def test_extends_in_a_circle_names_the_chain(tmp_path, capsys):
     assert "a.yaml" in str(err.value) and "b.yaml" in str(err.value)
     assert main(["validate", str(tmp_path / "a.yaml")]) == 2
     assert "circle" in capsys.readouterr().err
+
+
+def test_a_graph_file_that_is_not_utf8_names_the_line(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(b"name: g\nnodes: {}\n# caf\xe9\nedges: []\n")
+    with pytest.raises(GraphFileError, match="latin1.yaml:3: not UTF-8 text"):
+        load_graph(bad)
