@@ -6,7 +6,8 @@ preprocess then fails to decode). Each run must account for every sample (entere
 + dropped, with exactly the injected faults failed); between runs the process's RSS, threads and
 asyncio tasks are sampled, and must not grow.
 
-    python bench/soak.py [--minutes 10] [--every 25] [--count 200]
+    python bench/soak.py [--minutes 10] [--every 25] [--count 200]             # a run per pass
+    python bench/soak.py --one-run [--minutes 10] [--every 25] [--count 200]   # one long run
 
 Prints one row per sample time and a verdict; exits 1 if any run's accounting is off or if RSS,
 threads or tasks grow from the first tenth of the soak to the last.
@@ -67,8 +68,17 @@ class Fault(Node):
         return sample
 
 
-def soak_graph(count: int, every: int) -> Graph:
+def soak_graph(count: int, every: int, fed: bool = False) -> Graph:
+    """The CPU pipeline with the fault node before preprocess; ``fed``: its init is an ``input`` node
+    the soak feeds (one long run) instead of the dataset (a run per pass over it)."""
     text = GRAPH.read_text()
+    if fed:
+        text = text.replace(
+            '    type: imagenet\n    params: {path: "${dataset.path}", synthetic_count: "${dataset.synthetic_count}", '
+            'count: "${count}"}\n',
+            "    type: input\n",
+            1,
+        )
     text = text.replace(
         "  preprocess:\n",
         f"  fault:\n    type: bench-fault\n    params: {{every: {every}}}\n    timeout: 0.2\n"
@@ -82,13 +92,78 @@ def soak_graph(count: int, every: int) -> Graph:
     )
     text = text.replace("{from: init, to: preprocess", "{from: init, to: fault", 1)
     text = text.replace("edges:\n", "edges:\n  - {from: fault, to: preprocess, capacity: 64}\n", 1)
-    overrides = {
-        "count": count,
-        "model.path": "builtin:resnet50-pruned",
-        "init.read_bytes": True,
-        "dataset.synthetic_count": count,
-    }
+    overrides: dict[str, Any] = {"model.path": "builtin:resnet50-pruned"}
+    if not fed:
+        overrides.update({"count": count, "init.read_bytes": True, "dataset.synthetic_count": count})
     return Graph.from_text(text, overrides, file=str(GRAPH))
+
+
+async def soak_one_run(minutes: float, every: int, count: int, out: Path | None) -> bool:
+    """One run fed for ``minutes`` (the dataset's JPEGs over and over): growth inside a run, where a
+    long benchmark lives, without a new engine per pass."""
+    from flowgraph.nodes.dataset import read_val_map, synthetic_dataset_dir, write_synthetic_dataset
+
+    cache = Path.home() / ".cache" / "flowgraph"
+    folder = synthetic_dataset_dir(cache, count, 0)
+    if not (folder / "val_map.txt").exists():
+        write_synthetic_dataset(folder, count, 0)
+    entries = [e for e in read_val_map(folder / "val_map.txt", folder) if isinstance(e, tuple)]
+    jpegs = [(path.read_bytes(), label) for _, path, label in entries]
+    graph = soak_graph(count, every, fed=True)
+    end = time.monotonic() + minutes * 60
+    fed = 0
+
+    async def samples() -> Any:
+        nonlocal fed
+        while time.monotonic() < end:
+            data, label = jpegs[fed % len(jpegs)]
+            fed += 1
+            yield Sample(fed, None, label, data, time.perf_counter())
+
+    rows: list[tuple[float, float, int, int, int, int, int]] = []
+    print("| minute | samples fed | completed | RSS MB | threads | tasks |\n|---|---|---|---|---|---|")
+    t0 = time.monotonic()
+    async with graph.start(announce=lambda m: None) as run:
+        run.feed(samples())
+        sinks = [m for m in run.runtime.metrics if m.name == "postprocess"]
+        while not run.task.done():
+            await asyncio.wait({run.task}, timeout=10)
+            done = sum(m.samples_in for m in sinks)
+            row = (
+                (time.monotonic() - t0) / 60,
+                rss_mb(),
+                threading.active_count(),
+                len(asyncio.all_tasks()),
+                fed,
+                done,
+                0,
+            )
+            rows.append(row)
+            if len(rows) % 6 == 1:
+                print(f"| {row[0]:.1f} | {fed} | {done} | {row[1]:.0f} | {row[2]} | {row[3]} |", flush=True)
+    s = run.report.samples if run.report else {}
+    expected_failures = fed // every
+    ok = (
+        s.get("entered") == fed
+        and s["entered"] == s["completed"] + s["failed"] + s["dropped"]
+        and s["failed"] == expected_failures
+        and s["dropped"] == 0
+    )
+    fifth = max(1, len(rows) // 5)
+    later = rows[1:] or rows
+    rss_first = statistics.median(r[1] for r in later[:fifth])
+    rss_last = statistics.median(r[1] for r in later[-fifth:])
+    slope = _slope([r[0] for r in later], [r[1] for r in later])
+    grew = rss_last > rss_first * 1.10 + 20
+    print(
+        f"\none run, {fed} samples fed: {s} ({expected_failures} faults injected); RSS median {rss_first:.0f} → "
+        f"{rss_last:.0f} MB (first and last fifth; fitted {slope:+.1f} MB/min, min "
+        f"{min(r[1] for r in later):.0f}, max {max(r[1] for r in later):.0f}); threads {max(r[2] for r in later)} "
+        f"at most: {'GROWTH' if grew else 'no growth'}; accounting {'ok' if ok else 'OFF'}"
+    )
+    if out is not None:
+        out.write_text(json.dumps({"rows": rows, "samples": s, "ok": ok, "grew": grew}, indent=1))
+    return ok and not grew
 
 
 def rss_mb() -> float:
@@ -171,13 +246,19 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=25)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--out", type=Path, help="write every run's row as JSON here")
+    parser.add_argument(
+        "--one-run",
+        action="store_true",
+        help="one long run fed the dataset over and over, not a run per pass",
+    )
     args = parser.parse_args()
     print(
         f"# {time.strftime('%Y-%m-%d')} {platform.node()} {os.cpu_count()} cores, Python "
         f"{platform.python_version()}: python bench/soak.py --minutes {args.minutes:g} --every {args.every} "
         f"--count {args.count}"
     )
-    raise SystemExit(0 if run_event_loop(soak(args.minutes, args.every, args.count, args.out)) else 1)
+    soaking = soak_one_run if args.one_run else soak
+    raise SystemExit(0 if run_event_loop(soaking(args.minutes, args.every, args.count, args.out)) else 1)
 
 
 if __name__ == "__main__":
