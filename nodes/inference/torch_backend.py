@@ -374,8 +374,9 @@ class TorchBackend(Backend):
 
     @classmethod
     def check_environment(cls, params: EngineParams) -> str | None:
-        missing = Needs("flowgraph[gpu]", ("numpy", "torch")).problem("inference backend torch")
-        return missing or super().check_environment(params)
+        # The GPU first: on a machine without one, that is the problem to report, installed torch or not.
+        gpu = super().check_environment(params)
+        return gpu or Needs("flowgraph[gpu]", ("numpy", "torch")).problem("inference backend torch")
 
     @classmethod
     def load(cls, model: Path, params: Any, engine_index: int, context: Any) -> TorchEngine:
