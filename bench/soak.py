@@ -149,21 +149,9 @@ async def soak_one_run(minutes: float, every: int, count: int, out: Path | None)
         and s["failed"] == expected_failures
         and s["dropped"] == 0
     )
-    fifth = max(1, len(rows) // 5)
-    later = rows[1:] or rows
-    rss_first = statistics.median(r[1] for r in later[:fifth])
-    rss_last = statistics.median(r[1] for r in later[-fifth:])
-    slope = _slope([r[0] for r in later], [r[1] for r in later])
-    grew = rss_last > rss_first * 1.10 + 20
-    print(
-        f"\none run, {fed} samples fed: {s} ({expected_failures} faults injected); RSS median {rss_first:.0f} → "
-        f"{rss_last:.0f} MB (first and last fifth; fitted {slope:+.1f} MB/min, min "
-        f"{min(r[1] for r in later):.0f}, max {max(r[1] for r in later):.0f}); threads {max(r[2] for r in later)} "
-        f"at most: {'GROWTH' if grew else 'no growth'}; accounting {'ok' if ok else 'OFF'}"
+    return verdict(
+        f"one run, {fed} samples fed: {s} ({expected_failures} faults injected)", rows, ok, True, out
     )
-    if out is not None:
-        out.write_text(json.dumps({"rows": rows, "samples": s, "ok": ok, "grew": grew}, indent=1))
-    return ok and not grew
 
 
 def rss_mb() -> float:
@@ -210,26 +198,42 @@ async def soak(minutes: float, every: int, count: int, out: Path | None = None) 
                 f"| {row[0]:.1f} | {runs} | {entered} | {failed} | {row[1]:.0f} | {row[2]} | {row[3]} |",
                 flush=True,
             )
-    # RSS moves by tens of MB from run to run (ONNX Runtime's arena, the allocator): compare the medians
-    # of the first and last fifth of the runs after the first, and fit a line through all of them.
-    fifth = max(1, (len(rows) - 1) // 5)
+    headline = f"{runs} runs, {entered} samples, {failed} failed ({injected_per_run} injected per run)"
+    return verdict(headline, rows, ok, False, out)
+
+
+def verdict(headline: str, rows: list[Any], ok: bool, within_run: bool, out: Path | None) -> bool:
+    """Print the soak's last line (and write every row to ``out``); True when nothing grew and every
+    sample was accounted for."""
+    trend, grew = memory_trend(rows, within_run)
+    print(f"\n{headline}; {trend}; accounting {'ok' if ok else 'OFF'}")
+    if out is not None:
+        out.write_text(json.dumps({"rows": rows, "ok": ok, "grew": grew}, indent=1))
+    return ok and not grew
+
+
+def memory_trend(
+    rows: list[tuple[float, float, int, int, int, int, int]], within_run: bool
+) -> tuple[str, bool]:
+    """(what RSS, threads and tasks did, whether any grew). RSS moves by tens of MB between samples
+    (ONNX Runtime's arena, the allocator): compare the medians of the first and last fifth (the first
+    sample left out: setup) and fit a line. Threads and tasks may not grow at all between runs; inside
+    a run they are the run's own, compared likewise."""
     later = rows[1:] or rows
+    fifth = max(1, len(later) // 5)
     first, last = later[:fifth], later[-fifth:]
     rss_first, rss_last = statistics.median(r[1] for r in first), statistics.median(r[1] for r in last)
     slope = _slope([r[0] for r in later], [r[1] for r in later])
-    threads_first, threads_last = max(r[2] for r in first), max(r[2] for r in last)
-    tasks_first, tasks_last = max(r[3] for r in first), max(r[3] for r in last)
-    grew = rss_last > rss_first * 1.10 + 20 or threads_last > threads_first or tasks_last > tasks_first
-    print(
-        f"\n{runs} runs, {entered} samples, {failed} failed ({injected_per_run} injected per run); "
+    threads = max(r[2] for r in first), max(r[2] for r in last)
+    tasks = max(r[3] for r in first), max(r[3] for r in last)
+    grew = rss_last > rss_first * 1.10 + 20 or threads[1] > threads[0] or tasks[1] > tasks[0]
+    where = "inside the run" if within_run else "between runs"
+    return (
         f"RSS median {rss_first:.0f} → {rss_last:.0f} MB (first and last fifth; fitted {slope:+.1f} MB/min, "
-        f"min {min(r[1] for r in later):.0f}, max {max(r[1] for r in later):.0f}), threads {threads_first} → "
-        f"{threads_last}, tasks {tasks_first} → {tasks_last}: {'GROWTH' if grew else 'no growth'}; "
-        f"accounting {'ok in every run' if ok else 'OFF'}"
+        f"min {min(r[1] for r in later):.0f}, max {max(r[1] for r in later):.0f}), threads {threads[0]} → "
+        f"{threads[1]}, tasks {tasks[0]} → {tasks[1]} {where}: {'GROWTH' if grew else 'no growth'}",
+        grew,
     )
-    if out is not None:
-        out.write_text(json.dumps({"rows": rows, "runs": runs, "ok": ok, "grew": grew}, indent=1))
-    return ok and not grew
 
 
 def _slope(xs: list[float], ys: list[float]) -> float:

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from .errors import GraphFileError, Issue, did_you_mean
 from .spec import EdgeSpec, GraphSpec
 
-__all__ = ["LoadedGraph", "SourceMap", "load_graph", "load_graph_text", "parse_override"]
+__all__ = ["LoadedGraph", "SourceMap", "load_graph", "load_graph_text", "parse_override", "read_text_file"]
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
 Path_ = tuple[str | int, ...]
@@ -72,25 +72,23 @@ def load_graph(
     scenario: str | None = None,
 ) -> LoadedGraph:
     """Read a graph file; raise ``GraphFileError`` naming file, line and key on any problem."""
-    path = Path(path)
+    return load_graph_text(read_text_file(Path(path), "graph file"), str(path), overrides, scenario)
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """A UTF-8 text file's text, or ``GraphFileError`` naming the file (and the line of a bad byte)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise GraphFileError(
-            [Issue(str(path), None, None, f"cannot read graph file: {exc.strerror or exc}")]
-        ) from exc
+            [Issue(str(path), None, None, f"cannot read {what}: {exc.strerror or exc}")]
+        ) from None
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise GraphFileError(
-            [
-                Issue(
-                    str(path), line, None, f"not UTF-8 text (byte {data[exc.start]:#04x})", "save it as UTF-8"
-                )
-            ]
-        ) from None
-    return load_graph_text(text, str(path), overrides, scenario)
+        bad = f"not UTF-8 text (byte {data[exc.start]:#04x})"
+        raise GraphFileError([Issue(str(path), line, None, bad, "save it as UTF-8")]) from None
 
 
 def load_graph_text(

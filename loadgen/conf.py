@@ -14,6 +14,7 @@ from pathlib import Path
 
 from flowgraph import GraphFileError, Issue
 from flowgraph.errors import did_you_mean
+from flowgraph.load import read_text_file
 
 __all__ = ["KEYS", "SCENARIOS", "UNREAD_OFFICIAL", "check_conf"]
 
@@ -80,23 +81,7 @@ class ConfLine:
 def check_conf(path: Path, model: str, user: bool = True) -> list[ConfLine]:
     """Parse ``path``; raise ``GraphFileError`` listing every problem. ``user``: a user.conf, whose lines
     must name this ``model`` (or ``*``); an mlperf.conf may name any MLPerf model."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise GraphFileError(
-            [Issue(str(path), None, None, f"cannot read conf file: {exc.strerror}")]
-        ) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise GraphFileError(
-            [
-                Issue(
-                    str(path), line, None, f"not UTF-8 text (byte {data[exc.start]:#04x})", "save it as UTF-8"
-                )
-            ]
-        ) from None
+    text = read_text_file(path, "conf file")
     issues: list[Issue] = []
     lines: list[ConfLine] = []
     for number, raw in enumerate(text.splitlines(), 1):
