@@ -21,7 +21,7 @@ import numpy as np
 
 from flowgraph import Node, Port, WorkerIO, WorkerRule, node_type, run_event_loop
 from flowgraph.loadgen import LoadgenOptions, run_loadgen
-from flowgraph.nodes.inference.torch_backend import TorchParams
+from flowgraph.nodes.inference.onnxruntime_backend import OnnxRuntimeParams
 from flowgraph.nodes.payloads import Batch, Logits
 
 _SCORES = np.zeros((4096, 1000), np.float32)
@@ -31,7 +31,7 @@ _SCORES = np.zeros((4096, 1000), np.float32)
 class NullInference(Node):
     """Takes the inference node's params and answers every batch at once with zero scores."""
 
-    Params = TorchParams
+    Params = OnnxRuntimeParams  # the CPU graph's inference params, taken as they are
     inputs: ClassVar = {"in": Port(Batch, partitioned=True)}
     outputs: ClassVar = {"out": Port(Logits)}
     worker_rule = WorkerRule.equals("engine_num")
