@@ -110,6 +110,13 @@ def build_parser(harnesses: Sequence[Harness] | None = None) -> argparse.Argumen
     graph_args(p)
     p.add_argument("--report", type=Path, help="write the run's report as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+    p.add_argument(
+        "--progress-every",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="when stderr is not a terminal (piped, nohup, CI): a progress line this often (0: none)",
+    )
     for harness in harnesses:
         harness.add_arguments(p.add_argument_group(harness.name))
     p.set_defaults(handler=functools.partial(cmd_run, harnesses=harnesses))
@@ -210,7 +217,7 @@ def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
         return chosen[0].run(args)
     graph = load(args)
     try:
-        report = run_event_loop(_run_with_progress(graph, quiet=args.quiet))
+        report = run_event_loop(_run_with_progress(graph, quiet=args.quiet, every_s=args.progress_every))
     except FlowgraphError as exc:
         if args.report and exc.report is not None:  # a failed run's counts and failures are kept too
             exc.report.write_json(args.report)
@@ -270,21 +277,23 @@ def interrupts(run: Run) -> Interrupts:
     return Interrupts(asyncio.get_running_loop(), drain, stop, run.runtime.still_running)
 
 
-async def _run_with_progress(graph: Graph, quiet: bool) -> Report:
+async def _run_with_progress(graph: Graph, quiet: bool, every_s: float = 10.0) -> Report:
     async with graph.start(announce=lambda msg: console.print(msg, highlight=False, markup=False)) as run:
         with interrupts(run):
-            return await _progress(graph, run, quiet)
+            return await _progress(graph, run, quiet, every_s)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def _progress(graph: Graph, run: Run, quiet: bool) -> Report:
-    if quiet or not console.is_terminal:
+async def _progress(graph: Graph, run: Run, quiet: bool, every_s: float = 10.0) -> Report:
+    if quiet or (not console.is_terminal and every_s <= 0):
         return await run.wait()
     nodes, metrics = run.runtime.nodes, {m.name: m for m in run.runtime.metrics}
     sources = [nodes[name] for name in run.runtime.sources()]
     sinks = [metrics[name] for name in run.runtime.sinks()]
     expected = [s.expected_items() for s in sources]
     total = sum(e for e in expected if e is not None) if all(e is not None for e in expected) else None
+    if not console.is_terminal:
+        return await _progress_lines(graph, run, sinks, total, every_s)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -307,6 +316,36 @@ async def _progress(graph: Graph, run: Run, quiet: bool) -> Report:
             if not waiter.done():
                 waiter.cancel()
         return await waiter
+
+
+async def _progress_lines(
+    graph: Graph, run: Run, sinks: list[Any], total: int | None, every_s: float
+) -> Report:
+    """Progress for a log file: one plain line every ``every_s`` seconds (no bar to redraw)."""
+    waiter = asyncio.ensure_future(run.wait())
+    try:
+        while not waiter.done():
+            await asyncio.wait({waiter}, timeout=every_s)
+            if waiter.done():
+                break
+            started = run.runtime.started
+            if not started:
+                console.print(f"{graph.name}: setting up", highlight=False, markup=False)
+                continue
+            done = sum(m.samples_in for m in sinks)
+            elapsed = time.perf_counter() - started
+            rate = done / elapsed if elapsed > 0 else 0.0
+            of = f"/{total}" if total is not None else ""
+            eta = f", ETA {(total - done) / rate:,.0f} s" if total is not None and rate > 0 else ""
+            console.print(
+                f"{graph.name}: {done}{of} samples, {rate:,.1f}/s, {elapsed:,.0f} s{eta}",
+                highlight=False,
+                markup=False,
+            )
+    finally:
+        if not waiter.done():
+            waiter.cancel()
+    return await waiter
 
 
 def cmd_viz(args: argparse.Namespace) -> int:

@@ -78,3 +78,13 @@ def test_ctrl_c_drains_reports_in_flight_and_exits_nonzero(tmp_path):
         raise
     assert proc.returncode == 1, err
     assert "draining" in err and "in flight at the stop" in err
+
+
+def test_a_piped_run_prints_plain_progress_lines_with_an_eta(tmp_path):
+    g = write_chain(tmp_path / "slow.yaml", f"{{type: '{F}:Slow', params: {{seconds: 0.01}}}}", 150, 4)
+    proc = start_cli("run", str(g), "--progress-every", "0.3")  # stderr is a pipe, not a terminal
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("graph: ") and "samples" in line]
+    assert len(lines) >= 2, err
+    assert "/150 samples" in lines[0] and "/s" in lines[0] and "ETA" in lines[0]
