@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,16 @@ class LoadgenHarness:
         async def test() -> LoadgenResult:
             loop = asyncio.get_running_loop()
             with Interrupts(loop, drain, lambda: control.stop(drain=False), control.still_running):
-                return await run_loadgen(args.graph, sets, options, announcer(args.quiet), control=control)
+                test = asyncio.ensure_future(
+                    run_loadgen(args.graph, sets, options, announcer(args.quiet), control=control)
+                )
+                try:
+                    every = 0.0 if args.quiet else float(getattr(args, "progress_every", 10.0))
+                    await _progress_lines(test, control, options.scenario, every)
+                finally:
+                    if not test.done():
+                        test.cancel()
+                return await test
 
         try:
             result = run_event_loop(test())
@@ -105,6 +115,29 @@ class LoadgenHarness:
         if args.report and result.report is not None:
             result.report.write_json(args.report)
         return EXIT_FAILED if result.valid is False else EXIT_OK
+
+
+async def _progress_lines(test: asyncio.Future[Any], control: Any, scenario: str, every_s: float) -> None:
+    """A plain line every ``every_s`` seconds while LoadGen runs: queries answered and their rate (a
+    LoadGen test's length is LoadGen's to decide, so no total and no ETA)."""
+    if every_s <= 0:
+        await asyncio.wait({test})
+        return
+    t0, before = 0.0, 0
+    while not test.done():
+        await asyncio.wait({test}, timeout=every_s)
+        answered = control.answered
+        if test.done() or answered is None:
+            continue
+        now = time.perf_counter()
+        if t0:
+            rate = (answered - before) / (now - t0)
+            console.print(
+                f"{scenario}: {answered:,} queries answered, {rate:,.0f}/s", highlight=False, markup=False
+            )
+        else:
+            console.print(f"{scenario}: {answered:,} queries answered", highlight=False, markup=False)
+        t0, before = now, answered
 
 
 def metric_lines(scenario: str, metrics: dict[str, str]) -> list[str]:

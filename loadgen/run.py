@@ -52,6 +52,11 @@ class LoadgenControl:
     def attach(self, bridge: Bridge, run: Run) -> None:
         self._bridge, self._run = bridge, run
 
+    @property
+    def answered(self) -> int | None:
+        """Queries answered so far, or None before the test has started."""
+        return None if self._bridge is None else self._bridge.answered
+
     def stop(self, drain: bool = True) -> None:
         """First: answer LoadGen at once from now on and drain the graph; ``drain=False``: cancel it."""
         self.stopped = True

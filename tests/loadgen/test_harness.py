@@ -588,3 +588,11 @@ def test_a_singlestream_run_prints_both_figures_and_accuracy_prints_its_verdict(
     assert main(["run", str(GRAPH), "--mode", "accuracy", "--output", str(tmp_path / "a"), *sets]) == 0
     printed = capsys.readouterr().out
     assert "Offline accuracy: top-1" in printed and "no summary" not in printed
+
+
+def test_a_scenario_run_prints_progress_lines(tmp_path, dataset, answer_model, capsys):
+    sets = ["--set", f"model.path={answer_model}", "--set", f"dataset.path={dataset}"]
+    argv = ["run", str(GRAPH), "--scenario", "SingleStream", "--count", "4000", "--progress-every", "0.2"]
+    assert main([*argv, "--output", str(tmp_path / "p"), *sets]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "queries answered" in line]
+    assert lines and lines[-1].startswith("SingleStream: ") and "/s" in lines[-1]
