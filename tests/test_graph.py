@@ -178,3 +178,15 @@ async def test_put_threadsafe_before_the_run_starts_says_so():
     run = graph.start()
     with pytest.raises(RuntimeError, match="has not started"):
         run.input().put_threadsafe(1)
+
+
+def test_the_node_table_reads_in_80_columns():
+    from rich.console import Console
+
+    report = Graph.from_yaml("graphs/hello.yaml", overrides={"count": 50}).run_sync()
+    console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(report.node_table())
+    text = console.export_text()
+    console.file.close()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    assert "factorial ×2" in text and "wait in" in text and "s per worker" in text
