@@ -96,8 +96,11 @@ class Report:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
 
     def tables(self) -> list[Table]:
-        """The per-node table, then one table per node summary (what ``flowgraph run`` prints)."""
+        """The per-node table, the edges' high-water marks, then one table per node summary (what
+        ``flowgraph run`` prints)."""
         tables = [self.node_table()]
+        if self.edges:
+            tables.append(self.edge_table())
         for name, summary in self.summaries.items():
             table = Table(title=f"{name}", show_header=False)
             table.add_column("metric")
@@ -111,6 +114,18 @@ class Report:
                 table.add_row(key, shown)
             tables.append(table)
         return tables
+
+    def edge_table(self) -> Table:
+        """Each edge's queue at its fullest against its capacity: a queue that stayed full is where a
+        pipeline waited for the stage after it."""
+        table = Table(title="queues", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+        for col in ("edge", "high water", "capacity"):
+            table.add_column(col, justify="left" if col == "edge" else "right")
+        for edge in self.edges:
+            capacity = edge["capacity"]
+            full = " full" if capacity and edge["high_water"] >= capacity else ""
+            table.add_row(edge["edge"], f"{edge['high_water']}{full}", str(capacity))
+        return table
 
     def node_table(self) -> Table:
         """Where the time went, per node: the first place to look when a pipeline is slow.

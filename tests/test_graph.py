@@ -190,3 +190,16 @@ def test_the_node_table_reads_in_80_columns():
     console.file.close()
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
     assert "factorial ×2" in text and "wait in" in text and "s per worker" in text
+
+
+def test_the_report_shows_each_queue_s_high_water_mark_against_its_capacity():
+    from rich.console import Console
+
+    report = Graph.from_yaml("graphs/hello.yaml", overrides={"count": 50}).run_sync()
+    console = Console(width=100, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(*report.tables())
+    text = console.export_text()
+    console.file.close()
+    assert "queues" in text and "high water" in text
+    for edge in report.edges:
+        assert edge["edge"] in text and 0 <= edge["high_water"] <= edge["capacity"]
