@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -50,9 +51,12 @@ __all__ = [
     "out",
     "overrides",
     "print_report",
+    "report_kept_on_failure",
+    "tick_until_done",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+T = TypeVar("T")
 
 console = Console(stderr=True, soft_wrap=True)  # messages are greppable: never wrapped
 out = Console()
@@ -206,6 +210,33 @@ def check_report_path(path: Path | None) -> None:
         raise GraphFileError([Issue("--report", None, None, problem)])
 
 
+@contextlib.contextmanager
+def report_kept_on_failure(path: Path | None) -> Iterator[None]:
+    """Write the report a failed or stopped run carries (``FlowgraphError.report``) to ``path``, then
+    let the error go on: its counts and failures are kept too."""
+    try:
+        yield
+    except FlowgraphError as exc:
+        if path and exc.report is not None:
+            exc.report.write_json(path)
+            console.print(f"report written to {path}")
+        raise
+
+
+async def tick_until_done(future: asyncio.Future[T], every_s: float, tick: Callable[[], None]) -> T:
+    """Await ``future``, calling ``tick()`` every ``every_s`` seconds until it is done (progress
+    output), never after; cancelled here, it cancels ``future`` too."""
+    try:
+        while True:
+            await asyncio.wait({future}, timeout=every_s)
+            if future.done():
+                return future.result()
+            tick()
+    finally:
+        if not future.done():
+            future.cancel()
+
+
 def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
     check_report_path(args.report)
     chosen = [h for h in harnesses if h.selected(args)]
@@ -216,13 +247,8 @@ def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
     if chosen:
         return chosen[0].run(args)
     graph = load(args)
-    try:
+    with report_kept_on_failure(args.report):
         report = run_event_loop(_run_with_progress(graph, quiet=args.quiet, every_s=args.progress_every))
-    except FlowgraphError as exc:
-        if args.report and exc.report is not None:  # a failed run's counts and failures are kept too
-            exc.report.write_json(args.report)
-            console.print(f"report written to {args.report}")
-        raise
     if not args.quiet:
         print_report(report)
     if args.report:
@@ -304,48 +330,38 @@ async def _progress(graph: Graph, run: Run, quiet: bool, every_s: float = 10.0) 
         transient=True,
     ) as progress:
         task = progress.add_task(graph.name, total=total, rate="")
-        waiter = asyncio.ensure_future(run.wait())
-        try:
-            while not waiter.done():
-                done = sum(m.samples_in for m in sinks)
-                started = run.runtime.started  # 0 until every node's setup is done
-                elapsed = time.perf_counter() - started if started else 0.0
-                progress.update(task, completed=done, rate=f"{done / elapsed:,.1f}/s" if elapsed > 0 else "")
-                await asyncio.wait({waiter}, timeout=0.25)
-        finally:
-            if not waiter.done():
-                waiter.cancel()
-        return await waiter
+
+        def update() -> None:
+            done = sum(m.samples_in for m in sinks)
+            started = run.runtime.started  # 0 until every node's setup is done
+            elapsed = time.perf_counter() - started if started else 0.0
+            progress.update(task, completed=done, rate=f"{done / elapsed:,.1f}/s" if elapsed > 0 else "")
+
+        return await tick_until_done(asyncio.ensure_future(run.wait()), 0.25, update)
 
 
 async def _progress_lines(
     graph: Graph, run: Run, sinks: list[Any], total: int | None, every_s: float
 ) -> Report:
     """Progress for a log file: one plain line every ``every_s`` seconds (no bar to redraw)."""
-    waiter = asyncio.ensure_future(run.wait())
-    try:
-        while not waiter.done():
-            await asyncio.wait({waiter}, timeout=every_s)
-            if waiter.done():
-                break
-            started = run.runtime.started
-            if not started:
-                console.print(f"{graph.name}: setting up", highlight=False, markup=False)
-                continue
-            done = sum(m.samples_in for m in sinks)
-            elapsed = time.perf_counter() - started
-            rate = done / elapsed if elapsed > 0 else 0.0
-            of = f"/{total}" if total is not None else ""
-            eta = f", ETA {(total - done) / rate:,.0f} s" if total is not None and rate > 0 else ""
-            console.print(
-                f"{graph.name}: {done}{of} samples, {rate:,.1f}/s, {elapsed:,.0f} s{eta}",
-                highlight=False,
-                markup=False,
-            )
-    finally:
-        if not waiter.done():
-            waiter.cancel()
-    return await waiter
+
+    def line() -> None:
+        started = run.runtime.started
+        if not started:
+            console.print(f"{graph.name}: setting up", highlight=False, markup=False)
+            return
+        done = sum(m.samples_in for m in sinks)
+        elapsed = time.perf_counter() - started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        of = f"/{total}" if total is not None else ""
+        eta = f", ETA {(total - done) / rate:,.0f} s" if total is not None and rate > 0 else ""
+        console.print(
+            f"{graph.name}: {done}{of} samples, {rate:,.1f}/s, {elapsed:,.0f} s{eta}",
+            highlight=False,
+            markup=False,
+        )
+
+    return await tick_until_done(asyncio.ensure_future(run.wait()), every_s, line)
 
 
 def cmd_viz(args: argparse.Namespace) -> int:

@@ -5,11 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flowgraph import FlowgraphError, run_event_loop
-from flowgraph.cli import EXIT_FAILED, EXIT_OK, announcer, console, out, overrides
+from flowgraph import run_event_loop
+from flowgraph.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    announcer,
+    console,
+    out,
+    overrides,
+    report_kept_on_failure,
+    tick_until_done,
+)
 from flowgraph.interrupts import Interrupts
 
 from .conf import SCENARIOS
@@ -74,24 +84,16 @@ class LoadgenHarness:
         async def test() -> LoadgenResult:
             loop = asyncio.get_running_loop()
             with Interrupts(loop, drain, lambda: control.stop(drain=False), control.still_running):
-                test = asyncio.ensure_future(
+                running = asyncio.ensure_future(
                     run_loadgen(args.graph, sets, options, announcer(args.quiet), control=control)
                 )
-                try:
-                    every = 0.0 if args.quiet else float(getattr(args, "progress_every", 10.0))
-                    await _progress_lines(test, control, options.scenario, every)
-                finally:
-                    if not test.done():
-                        test.cancel()
-                return await test
+                every = 0.0 if args.quiet else float(getattr(args, "progress_every", 10.0))
+                if every <= 0:
+                    return await running
+                return await tick_until_done(running, every, _progress_line(control, options.scenario))
 
-        try:
+        with report_kept_on_failure(args.report):
             result = run_event_loop(test())
-        except FlowgraphError as exc:  # a failed or stopped test's counts still get written
-            if args.report and exc.report is not None:
-                exc.report.write_json(args.report)
-                console.print(f"report written to {args.report}")
-            raise
         verdict = {
             True: "[green]VALID[/green]",
             False: "[red]INVALID[/red]",
@@ -107,8 +109,8 @@ class LoadgenHarness:
             for reason in result.reasons:
                 out.print(f"  {reason}", highlight=False)
         if result.accuracy is not None:
-            a = result.accuracy
-            out.print(f"  accuracy: top-1 {100 * a.top1:.3f}% ({a.good}/{a.total})", highlight=False)
+            for note in result.accuracy.notes:
+                out.print(f"  note: {note}", highlight=False)
         if result.settings_note:
             out.print(f"  note: {result.settings_note}", highlight=False)
         out.print(f"  logs: {result.log_dir}", highlight=False)
@@ -117,27 +119,21 @@ class LoadgenHarness:
         return EXIT_FAILED if result.valid is False else EXIT_OK
 
 
-async def _progress_lines(test: asyncio.Future[Any], control: Any, scenario: str, every_s: float) -> None:
-    """A plain line every ``every_s`` seconds while LoadGen runs: queries answered and their rate (a
-    LoadGen test's length is LoadGen's to decide, so no total and no ETA)."""
-    if every_s <= 0:
-        await asyncio.wait({test})
-        return
-    t0, before = 0.0, 0
-    while not test.done():
-        await asyncio.wait({test}, timeout=every_s)
+def _progress_line(control: Any, scenario: str) -> Callable[[], None]:
+    """A tick that prints the queries answered so far and their rate since the last tick (a LoadGen
+    test's length is LoadGen's to decide, so no total and no ETA)."""
+    last: list[float] = [0.0, 0.0]  # when, and how many, at the last line
+
+    def line() -> None:
         answered = control.answered
-        if test.done() or answered is None:
-            continue
+        if answered is None:
+            return
         now = time.perf_counter()
-        if t0:
-            rate = (answered - before) / (now - t0)
-            console.print(
-                f"{scenario}: {answered:,} queries answered, {rate:,.0f}/s", highlight=False, markup=False
-            )
-        else:
-            console.print(f"{scenario}: {answered:,} queries answered", highlight=False, markup=False)
-        t0, before = now, answered
+        rate = f", {(answered - last[1]) / (now - last[0]):,.0f}/s" if last[0] else ""
+        console.print(f"{scenario}: {answered:,} queries answered{rate}", highlight=False, markup=False)
+        last[:] = [now, answered]
+
+    return line
 
 
 def metric_lines(scenario: str, metrics: dict[str, str]) -> list[str]:
