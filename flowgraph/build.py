@@ -19,7 +19,7 @@ from .channel import Channel
 from .errors import NodeTimeout
 from .feeds import Feed
 from .metrics import EdgeMetrics, NodeMetrics
-from .node import Node, NodeContext
+from .node import Node, NodeContext, within
 from .ports import Inbox
 from .validate import CheckedGraph, CheckedNode
 
@@ -63,11 +63,10 @@ class NodeRun:
         if self.spec.timeout is None:
             return await call
         try:
-            async with asyncio.timeout(self.spec.timeout):
-                return await call
-        except TimeoutError:
+            return await within(self.spec.timeout, call, self.spec.name, "a call in its threads")
+        except NodeTimeout:
             self.abandoned_calls += 1
-            raise NodeTimeout(self.spec.name, self.spec.timeout, "a call in its threads") from None
+            raise
 
     def threads_alive(self) -> list[str]:
         """Names of this node's pool threads still running (a call that never returned keeps one)."""

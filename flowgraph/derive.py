@@ -61,20 +61,18 @@ def _nearest_partitioned(
     graph: nx.MultiDiGraph, nodes: Mapping[str, CheckedNode], name: str
 ) -> tuple[str, int] | None:
     """(node, workers) of the nearest node with a partitioned input: downstream first, then upstream."""
-    for reachable in (nx.descendants, nx.ancestors):
-        near = reachable(graph, name)
-        ranked = sorted(near, key=lambda other: _hops(graph, name, other))
-        for other in ranked:
+    for upstream in (False, True):
+        for other in _nearest_first(graph, name, upstream):
             if any(port.partitioned for port in nodes[other].cls.inputs.values()):
                 return other, nodes[other].workers
     return None
 
 
-def _hops(graph: nx.MultiDiGraph, a: str, b: str) -> int:
-    try:
-        return int(nx.shortest_path_length(graph, a, b))
-    except nx.NetworkXNoPath:
-        return int(nx.shortest_path_length(graph, b, a))
+def _nearest_first(graph: nx.MultiDiGraph, name: str, upstream: bool) -> list[str]:
+    """The nodes ``name`` reaches (downstream) or is reached from (upstream), nearest first: one
+    breadth-first walk, which lists them in order of distance."""
+    walk = graph.reverse(copy=False) if upstream else graph
+    return [other for other in nx.single_source_shortest_path_length(walk, name) if other != name]
 
 
 def _follow(
@@ -84,7 +82,7 @@ def _follow(
     if rule.param not in type(node.params).model_fields:
         return None  # this node's params model (e.g. one backend's) has no such param
     source = rule.source or rule.param
-    upstream = sorted(nx.ancestors(graph, name), key=lambda other: _hops(graph, name, other))
+    upstream = _nearest_first(graph, name, upstream=True)
     origin = next((other for other in upstream if source in type(nodes[other].params).model_fields), None)
     if origin is None:
         return None

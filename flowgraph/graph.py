@@ -195,10 +195,7 @@ class Run:
 
     def tune(self, node: str, **values: Any) -> None:
         """Change a running node's tunable params (``Node.tunables``), checked like the graph file's."""
-        nodes = self.runtime.nodes
-        if node not in nodes:
-            raise ValueError(f"no node {node!r} in this graph; nodes: {list(nodes)}")
-        nodes[node].tune(**values)
+        self.node(node).tune(**values)
 
     def node(self, name: str) -> Any:
         """The running instance of node ``name``: for what a node type documents as readable after setup

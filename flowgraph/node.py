@@ -354,7 +354,7 @@ class Source(Node):
             await io.out.send(item)
 
 
-async def within(seconds: float, work: Awaitable[Any]) -> Any:
+async def within(seconds: float, work: Awaitable[Any], node: str = "", what: str = "the item") -> Any:
     """``await work``, or ``NodeTimeout`` once it has taken ``seconds`` (a node's ``timeout``)."""
     from .errors import NodeTimeout
 
@@ -362,7 +362,7 @@ async def within(seconds: float, work: Awaitable[Any]) -> Any:
         async with asyncio.timeout(seconds):
             return await work
     except TimeoutError:
-        raise NodeTimeout("", seconds, "the item") from None
+        raise NodeTimeout(node, seconds, what) from None
 
 
 def sample_of(item: Any) -> object | None:

@@ -254,25 +254,22 @@ class Runtime:
         this waits for the threads; after a failure or a stop a thread may still be inside a call that
         never returns (a stuck library), and waiting for it would hang the loop: give such threads
         ``STOP_PATIENCE_S`` in a helper thread, then name the ones left instead of waiting on."""
-        pools = [run for run in self._runs.values() if run.executor is not None]
-        for run in [run for run in pools if patient and not run.abandoned_calls]:
-            run.executor.shutdown(wait=True, cancel_futures=True)  # type: ignore[union-attr]
-        pools = [run for run in pools if not patient or run.abandoned_calls]
-        if not pools:
-            return ""
-        for run in pools:
-            run.executor.shutdown(wait=False, cancel_futures=True)  # type: ignore[union-attr]
-        names = {name for run in pools for name in run.threads_alive()}
+        unsure: list[NodeRun] = []  # pools whose threads may still be inside a call
+        for run in self._runs.values():
+            if run.executor is None:
+                continue
+            sure = patient and not run.abandoned_calls
+            run.executor.shutdown(wait=sure, cancel_futures=True)
+            if not sure:
+                unsure.append(run)
+        names = {name for run in unsure for name in run.threads_alive()}
         if names:
             await asyncio.to_thread(_join_threads, names, STOP_PATIENCE_S)
-        left = [(run.spec.name, run.threads_alive()) for run in pools]
-        left = [(name, threads) for name, threads in left if threads]
-        if not left:
-            return ""
+        left = {run.spec.name: threads for run in unsure if (threads := run.threads_alive())}
         return "; ".join(
             f"node '{name}' left {len(threads)} thread(s) in a call that did not return within "
             f"{STOP_PATIENCE_S:g} s of the stop ({', '.join(threads)})"
-            for name, threads in left
+            for name, threads in left.items()
         )
 
     async def _worker(self, run: NodeRun, worker: int) -> None:
@@ -318,16 +315,17 @@ class Runtime:
                         channel.close()
 
     def _report_failure(self, run: NodeRun, sample: object, error: BaseException) -> None:
-        self._record_failure(run, -1, sample, error)
+        count = self._record_failure(run, -1, sample, error)
         if not run.inputs:  # a source that could not emit a sample (a malformed line): it entered, failed
-            run.metrics.samples_out += len(sample) if isinstance(sample, list) else 1
+            run.metrics.samples_out += count
 
     def _skip(self, run: NodeRun, worker: int, item: Any, error: BaseException) -> None:
         self._record_failure(run, worker, item, error, item_given=True)
 
     def _record_failure(
         self, run: NodeRun, worker: int, item: Any, error: BaseException, item_given: bool = False
-    ) -> None:
+    ) -> int:
+        """Record a failure; the number of samples it stands for."""
         sample = sample_of(item) if item_given else item
         count = sample_count(item) if item_given else (len(item) if isinstance(item, list) else 1)
         failure = Failure(run.spec.name, worker, sample, f"{type(error).__name__}: {error}", count)
@@ -335,6 +333,7 @@ class Runtime:
         self.failures.append(failure)
         for hook in self.on_failure:
             hook(failure)
+        return count
 
     def _fail_all(self, error: BaseException) -> None:
         for run in self._runs.values():

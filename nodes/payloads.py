@@ -91,8 +91,6 @@ class Batch(ImageData):
     ready: Any = None
     """A device event the consumer waits on (on its own stream) before reading ``array`` (memory_copy's
     copy or gather); None when the array is ready now."""
-    release: Any = None
-    """Called once the consumer is done with ``array``: gives a pooled buffer back."""
 
 
 def stack_parts(parts: list[Any], out: Any = None) -> Any:

@@ -206,8 +206,6 @@ class Inference(Node):
         stats.images += n
         stats.batches += 1
         stats.max_batch = max(stats.max_batch, n)
-        if batch.release is not None:
-            batch.release()
         if getattr(self.params, "top_k", 0):
             await io.out.send(Logits(batch.sample_ids, batch.labels, None, batch.t_starts, top=scores))
         else:
