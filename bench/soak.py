@@ -129,28 +129,39 @@ async def soak_one_run(minutes: float, every: int, count: int, out: Path | None)
         while not run.task.done():
             await asyncio.wait({run.task}, timeout=10)
             done = sum(m.samples_in for m in sinks)
-            row = (
-                (time.monotonic() - t0) / 60,
-                rss_mb(),
-                threading.active_count(),
-                len(asyncio.all_tasks()),
-                fed,
-                done,
-                0,
-            )
+            row = sample_row(t0, fed, done, 0)
             rows.append(row)
             if len(rows) % 6 == 1:
                 print(f"| {row[0]:.1f} | {fed} | {done} | {row[1]:.0f} | {row[2]} | {row[3]} |", flush=True)
     s = run.report.samples if run.report else {}
     expected_failures = fed // every
-    ok = (
-        s.get("entered") == fed
-        and s["entered"] == s["completed"] + s["failed"] + s["dropped"]
-        and s["failed"] == expected_failures
-        and s["dropped"] == 0
-    )
+    ok = accounted(s, fed, expected_failures)
     return verdict(
         f"one run, {fed} samples fed: {s} ({expected_failures} faults injected)", rows, ok, True, out
+    )
+
+
+def accounted(samples: dict[str, int], entered: int, failures: int) -> bool:
+    """Every sample accounted for: all that entered, exactly the injected faults failed, none dropped."""
+    s = samples
+    return (
+        s.get("entered") == entered
+        and s["entered"] == s["completed"] + s["failed"] + s["dropped"]
+        and s["failed"] == failures
+        and s["dropped"] == 0
+    )
+
+
+def sample_row(t0: float, a: int, b: int, c: int) -> tuple[float, float, int, int, int, int, int]:
+    """(minutes since ``t0``, RSS MB, threads, asyncio tasks, and the soak's three counts a, b, c)."""
+    return (
+        (time.monotonic() - t0) / 60,
+        rss_mb(),
+        threading.active_count(),
+        len(asyncio.all_tasks()),
+        a,
+        b,
+        c,
     )
 
 
@@ -179,19 +190,10 @@ async def soak(minutes: float, every: int, count: int, out: Path | None = None) 
         s = report.samples
         entered += s["entered"]
         failed += s["failed"]
-        balanced = s["entered"] == s["completed"] + s["failed"] + s["dropped"] and s["dropped"] == 0
-        if not balanced or s["failed"] != injected_per_run or s["entered"] != count:
+        if not accounted(s, count, injected_per_run):
             ok = False
             print(f"run {runs}: accounting off: {s}, expected {injected_per_run} failures")
-        row = (
-            (time.monotonic() - t0) / 60,
-            rss_mb(),
-            threading.active_count(),
-            len(asyncio.all_tasks()),
-            runs,
-            entered,
-            failed,
-        )
+        row = sample_row(t0, runs, entered, failed)
         rows.append(row)
         if runs == 1 or runs % 10 == 0:
             print(
