@@ -29,6 +29,7 @@ __all__ = [
     "NodeTimeout",
     "RegistryError",
     "did_you_mean",
+    "first_failure",
 ]
 
 
@@ -121,3 +122,19 @@ class GraphStopped(FlowgraphError):
         self.in_flight = in_flight
         busy = ", ".join(f"{k}: {v}" for k, v in in_flight.items() if v) or "nothing"
         super().__init__(f"run stopped; in flight at stop: {busy}")
+
+
+def first_failure(error: BaseException) -> BaseException:
+    """The error to surface from a task group's exception group: its first ``NodeFailure``, else its
+    first error (``error`` itself when it is no group). One exception that says where, not a tree."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(error)
+    return next((exc for exc in leaves if isinstance(exc, NodeFailure)), leaves[0] if leaves else error)

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from .build import NodeRun, wire
 from .channel import EMPTY, END
-from .errors import GraphStopped, NodeFailure
+from .errors import GraphStopped, NodeFailure, first_failure
 from .feeds import Feed, ResultStream
 from .metrics import EdgeMetrics, Failure, NodeMetrics
 from .node import Node, SampleFailed, sample_count, sample_of
@@ -213,7 +213,7 @@ class Runtime:
                             group.create_task(self._worker(run, worker), name=f"{run.spec.name}[{worker}]")
                         )
         except BaseExceptionGroup as group_error:
-            error = _first_failure(group_error)
+            error = first_failure(group_error)
         except BaseException as exc:
             error = exc
         finally:
@@ -349,21 +349,3 @@ def _join_threads(names: set[str], seconds: float) -> None:
     for thread in threading.enumerate():
         if thread.name in names:
             thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def _first_failure(group: BaseExceptionGroup) -> BaseException:
-    """The error to surface from a task group: the first NodeFailure, else the first error."""
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    for exc in leaves:
-        if isinstance(exc, NodeFailure):
-            return exc
-    return leaves[0]

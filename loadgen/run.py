@@ -24,6 +24,7 @@ from flowgraph import (
     load_graph,
     validate,
 )
+from flowgraph.errors import first_failure
 from flowgraph.nodes.payloads import Image
 
 from .accuracy import top1_from_mlperf_log, write_sidecar
@@ -160,7 +161,7 @@ async def run_loadgen(
             if bridge.failure is not None:
                 raise bridge.failure
     except BaseException as exc:
-        error = _unwrap(exc)
+        error = first_failure(exc)
         if isinstance(error, FlowgraphError) and error.report is None:
             error.report = run.report  # the SUT's counts and failures, written by --report even now
         (log_dir / "flowgraph_error.txt").write_text(f"{type(error).__name__}: {error}\n")
@@ -192,13 +193,6 @@ async def _pump(bridge: Bridge, feed: Any) -> None:
     raised into the task group: that would cancel the wait on LoadGen's thread while its test runs."""
     with contextlib.suppress(Exception):
         await bridge.pump(feed.put, feed.put_nowait, feed.put_threadsafe)
-
-
-def _unwrap(error: BaseException) -> BaseException:
-    """The one error inside a task group's exception group (the graph's own failure comes first)."""
-    while isinstance(error, BaseExceptionGroup) and error.exceptions:
-        error = error.exceptions[0]
-    return error
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from flowgraph import END, Follows, Node, Port, SampleFailed, WorkerIO, WorkerRule, node_type, sample_of
+from flowgraph.errors import first_failure
 
 from ..payloads import Batch, Logits
 from .backend import Engine, EngineParams, all_backends, backend_names, resolve_backend
@@ -145,7 +146,7 @@ class Inference(Node):
             async with asyncio.TaskGroup() as batches:
                 await self._launch_loop(io, engine, batches)
         except BaseExceptionGroup as group:
-            raise _first_leaf(group) from None  # the batch's own SampleFailed, as the runtime expects
+            raise first_failure(group) from None  # the batch's own SampleFailed, as the runtime expects
 
     async def _launch_loop(self, io: WorkerIO, engine: Engine, batches: asyncio.TaskGroup) -> None:
         pacer, depth = Pacer(), self.params.in_flight
@@ -218,10 +219,3 @@ class Inference(Node):
                 self.stats.device_memory_peak = max(self.stats.device_memory_peak or 0, peak())
             engine.close()
         self.engines.clear()
-
-
-def _first_leaf(group: BaseExceptionGroup) -> BaseException:
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup) and error.exceptions:
-        error = error.exceptions[0]
-    return error
