@@ -132,9 +132,8 @@ async def run_loadgen(
     error: BaseException | None = None
     try:
         async with run, asyncio.TaskGroup() as helpers:
-            await (
-                run.started()
-            )  # LoadGen's clock must not run through our setup (CUDA-graph capture: seconds)
+            # LoadGen's clock must not run through our setup (CUDA-graph capture: seconds).
+            await run.started()
             feed = run.input()
             pump = helpers.create_task(_pump(bridge, feed), name="loadgen:pump")
             watcher = helpers.create_task(_watch(run, bridge), name="loadgen:watch")
