@@ -12,6 +12,7 @@ from typing import Any
 from flowgraph import run_event_loop
 from flowgraph.cli import (
     EXIT_FAILED,
+    EXIT_INVALID,
     EXIT_OK,
     announcer,
     console,
@@ -22,6 +23,7 @@ from flowgraph.cli import (
 )
 from flowgraph.interrupts import Interrupts
 
+from .audit import AUDIT_TESTS
 from .conf import SCENARIOS
 
 __all__ = ["LoadgenHarness", "metric_lines", "register_commands"]
@@ -50,8 +52,25 @@ class LoadgenHarness:
             "--output", type=Path, help="LoadGen log folder (default results/<graph>/<scenario>/<mode>)"
         )
 
+        group.add_argument(
+            "--audit",
+            choices=AUDIT_TESTS,
+            help="run an MLPerf compliance test and verify it against the scenario's runs (run first if missing)",
+        )
+        group.add_argument(
+            "--audit-config", type=Path, help="--audit: this audit.config instead of the test's own"
+        )
+        group.add_argument(
+            "--reference",
+            type=Path,
+            help="--audit: the scenario folder whose performance/run_1 and accuracy runs the test is judged "
+            "against (default: --output, or results/<graph>/<scenario>)",
+        )
+
     def selected(self, args: argparse.Namespace) -> bool:
-        return bool(getattr(args, "scenario", None) or getattr(args, "mode", None))
+        return bool(
+            getattr(args, "scenario", None) or getattr(args, "mode", None) or getattr(args, "audit", None)
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         from .options import LoadgenOptions, LoadgenResult
@@ -92,6 +111,8 @@ class LoadgenHarness:
                     return await running
                 return await tick_until_done(running, every, _progress_line(control, options.scenario))
 
+        if args.audit:
+            return _audit(args, sets, options, control, drain)
         with report_kept_on_failure(args.report):
             result = run_event_loop(test())
         verdict = {
@@ -117,6 +138,46 @@ class LoadgenHarness:
         if args.report and result.report is not None:
             result.report.write_json(args.report)
         return EXIT_FAILED if result.valid is False else EXIT_OK
+
+
+def _audit(
+    args: argparse.Namespace,
+    sets: dict[str, Any],
+    options: Any,
+    control: Any,
+    drain: Callable[[str], None],
+) -> int:
+    """``--audit``: the compliance test, its verdict and where its logs are laid out."""
+    from .compliance import run_audit
+
+    if args.mode == "accuracy":
+        out.print("--audit runs in performance mode (its audit.config says so); leave out --mode accuracy")
+        return EXIT_INVALID
+
+    async def audit() -> Any:
+        loop = asyncio.get_running_loop()
+        with Interrupts(loop, drain, lambda: control.stop(drain=False), control.still_running):
+            return await run_audit(
+                args.graph,
+                sets,
+                options,
+                args.audit,
+                announcer(args.quiet),
+                reference=args.reference,
+                audit_config=args.audit_config,
+                control=control,
+            )
+
+    with report_kept_on_failure(args.report):
+        verdict = run_event_loop(audit())
+    shown = "[green]PASS[/green]" if verdict.passed else f"[red]FAIL[/red]: {verdict.reason}"
+    out.print(f"[bold]{verdict.test}[/bold] {options.scenario}: {shown}", highlight=False)
+    for check in verdict.checks:
+        out.print(f"  {check.name}: {'pass' if check.passed else 'fail'}", highlight=False)
+        for line in check.lines:
+            out.print(f"    {line}", highlight=False, markup=False)
+    out.print(f"  compliance logs: {verdict.folder}", highlight=False)
+    return EXIT_OK if verdict.passed else EXIT_FAILED
 
 
 def _progress_line(control: Any, scenario: str) -> Callable[[], None]:

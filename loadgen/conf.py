@@ -16,7 +16,7 @@ from flowgraph import GraphFileError, Issue
 from flowgraph.errors import did_you_mean
 from flowgraph.load import read_text_file
 
-__all__ = ["KEYS", "SCENARIOS", "UNREAD_OFFICIAL", "check_conf"]
+__all__ = ["BUILTIN_ONLY", "KEYS", "SCENARIOS", "UNREAD_OFFICIAL", "check_conf"]
 
 SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 
@@ -69,6 +69,24 @@ UNREAD_OFFICIAL = {"target_duration": MILLIS}
 official file passes), refused in a user.conf (where setting one would silently do nothing)."""
 
 
+BUILTIN_ONLY = frozenset(
+    {
+        "qsl_rng_seed",
+        "sample_index_rng_seed",
+        "schedule_rng_seed",
+        "accuracy_log_probability",
+        "test05",
+        "test05_qsl_rng_seed",
+        "test05_sample_index_rng_seed",
+        "test05_schedule_rng_seed",
+    }
+)
+"""Keys LoadGen reads only from the mlperf.conf compiled into it: in any file it is given (a user.conf,
+an audit.config, an mlperf.conf passed with --mlperf-conf) it skips them. Accepted in an mlperf.conf,
+which lists them (its values are the built-in ones); refused elsewhere. Pinned by test_conf.py, which
+sets each through a conf file and sees LoadGen keep its own value."""
+
+
 @dataclass(frozen=True)
 class ConfLine:
     model: str
@@ -80,7 +98,8 @@ class ConfLine:
 
 def check_conf(path: Path, model: str, user: bool = True) -> list[ConfLine]:
     """Parse ``path``; raise ``GraphFileError`` listing every problem. ``user``: a user.conf, whose lines
-    must name this ``model`` (or ``*``); an mlperf.conf may name any MLPerf model."""
+    must name this ``model`` (or ``*``); an mlperf.conf may name any MLPerf model; an audit.config is
+    checked with ``model="*"`` (what LoadGen reads it for)."""
     text = read_text_file(path, "conf file")
     issues: list[Issue] = []
     lines: list[ConfLine] = []
@@ -103,6 +122,12 @@ def check_conf(path: Path, model: str, user: bool = True) -> list[ConfLine]:
         conf_model, scenario, key = parts
         # A user.conf configures this run's model; an mlperf.conf lists every model of its round (the
         # list changes each round, so any name goes there).
+        if user and model == "*" and conf_model != "*":
+            bad(
+                f"model {conf_model!r}: LoadGen reads an audit.config for the model '*' only; it ignores this line",
+                f"write *.{scenario}.{key}",
+            )
+            continue
         if user and conf_model not in ("*", model):
             bad(
                 f"model {conf_model!r} matches nothing (this run is {model!r})",
@@ -123,6 +148,9 @@ def check_conf(path: Path, model: str, user: bool = True) -> list[ConfLine]:
             continue
         if kind is None:
             bad(f"unknown key {key!r} (LoadGen would silently ignore it)", did_you_mean(key, KEYS, n=1))
+            continue
+        if user and key in BUILTIN_ONLY:
+            bad(f"{key}: LoadGen reads this key only from its built-in mlperf.conf; here it would do nothing")
             continue
         if kind in (INTEGER, FLAG) and not _DECIMAL.fullmatch(value_text):
             leading = re.match(r"-?\d+", value_text)

@@ -39,6 +39,17 @@ class LoadgenOptions:
     user_conf: Path | None = None
     output: Path | None = None
     performance_sample_count: int | None = None
+    warm_up_batches: int = 3
+    """Full batches sent through the graph before LoadGen's clock starts (untimed, as MLPerf allows):
+    without them a short test's first batches pay for cold buffers and thread pools. The Server
+    deadline tuning needs one; 0 sends none otherwise."""
+    test05_seeds: tuple[int, int, int] | None = None
+    """Compliance TEST05: run with these (qsl, sample index, schedule) seeds instead of the official
+    ones, through the TestSettings (LoadGen reads no test05 key from a file it is given)."""
+    audit_config: Path | None = None
+    """A compliance test's ``audit.config``, applied by LoadGen over every other setting. Without one,
+    none is read: LoadGen's own default reads ``audit.config`` from the current folder, so a file left
+    there by an earlier audit would silently change a submission run."""
     coalesce_queries: bool = True
     """Server: LoadGen hands every query already due in one ``issue_queries`` call (its
     ``server_coalesce_queries``, which NVIDIA's harness also turns on), instead of one call per query.
@@ -111,6 +122,8 @@ class LoadgenResult:
     accuracy: AccuracyResult | None = None
     settings_note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    val_map: Path | None = None
+    """The dataset's labels (for scoring this run's accuracy log), where the dataset has them."""
 
     def latency_ms(self, percentile: float) -> float:
         """A latency percentile from the summary's additional stats (50 and 99 are read), NaN if absent."""

@@ -22,6 +22,8 @@ def build_settings(lg: Any, options: LoadgenOptions, model: str) -> tuple[Any, s
         check_conf(options.mlperf_conf, model, user=False)
     if options.user_conf:
         check_conf(options.user_conf, model, user=True)
+    if options.audit_config:
+        check_conf(options.audit_config, "*", user=True)
     settings = lg.TestSettings()
     # The built-in mlperf.conf is applied only by the first FromConfig of a process unless asked for
     # explicitly like this (FACTS.md), so ask every time.
@@ -53,6 +55,12 @@ def build_settings(lg: Any, options: LoadgenOptions, model: str) -> tuple[Any, s
         if options.time_s is None:
             settings.min_duration_ms = 0
         notes.append(f"{options.count} queries")
+    if options.test05_seeds is not None:
+        settings.test05 = True
+        qsl, index, schedule = options.test05_seeds
+        settings.test05_qsl_rng_seed = qsl
+        settings.test05_sample_index_rng_seed = index
+        settings.test05_schedule_rng_seed = schedule
     if options.performance_sample_count is not None:
         settings.performance_sample_count_override = options.performance_sample_count
     note = f"quick run ({', '.join(notes)}): not a submission-length run" if notes else ""

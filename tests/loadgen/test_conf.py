@@ -10,7 +10,7 @@ import pytest
 from flowgraph import GraphFileError
 from flowgraph.cli import main
 from flowgraph.loadgen import check_conf
-from flowgraph.loadgen.conf import KEYS, UNREAD_OFFICIAL
+from flowgraph.loadgen.conf import BUILTIN_ONLY, KEYS, UNREAD_OFFICIAL
 
 GRAPH = Path("graphs/resnet50_offline.yaml")
 
@@ -111,4 +111,39 @@ def test_a_key_loadgen_does_not_read_is_refused_in_a_user_conf(tmp_path):
     conf = tmp_path / "user.conf"
     conf.write_text("resnet50.Server.target_duration = 100\n")
     with pytest.raises(GraphFileError, match="LoadGen does not read this key"):
+        check_conf(conf, "resnet50", user=True)
+
+
+def test_the_keys_loadgen_reads_only_from_its_built_in_conf_are_exactly_those_it_skips_in_a_file(tmp_path):
+    """Every accepted key that is also a TestSettings field, set through a conf file: LoadGen changes
+    the field unless the key is one it reads only from its built-in mlperf.conf."""
+    import mlperf_loadgen as lg
+
+    skipped = set()
+    for key, kind in KEYS.items():
+        settings = lg.TestSettings()
+        if not hasattr(settings, key) or kind not in ("integer", "flag", "float"):
+            continue
+        settings.FromConfig("", "resnet50", "Offline", 0)
+
+        def read(settings=settings, key=key) -> float:
+            return float(getattr(settings, key))  # a copy: an enum field is returned by reference
+
+        before = read()
+        value = 1 if before == 0 else 0
+        # LoadGen reads the token scaling factor only when token latencies are inferred
+        needs = "*.Offline.infer_token_latencies = 1\n" if key == "token_latency_scaling_factor" else ""
+        conf = tmp_path / f"{key}.conf"
+        conf.write_text(f"{needs}*.Offline.{key} = {value}\n")
+        settings.FromConfig(str(conf), "resnet50", "Offline", 1)
+        if read() == before:
+            skipped.add(key)
+    assert skipped == set(BUILTIN_ONLY)
+
+
+@pytest.mark.parametrize("key", sorted(BUILTIN_ONLY))
+def test_a_key_read_only_from_the_built_in_conf_is_refused_in_a_user_conf(tmp_path, key):
+    conf = tmp_path / "user.conf"
+    conf.write_text(f"resnet50.Offline.{key} = 1\n")
+    with pytest.raises(GraphFileError, match="only from its built-in mlperf.conf"):
         check_conf(conf, "resnet50", user=True)

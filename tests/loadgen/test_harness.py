@@ -141,10 +141,12 @@ def test_accuracy_command_on_a_constructed_log(tmp_path, capsys):
 
 
 def test_a_failing_node_stops_the_run_answers_every_query_and_does_not_hang(tmp_path, dataset, answer_model):
-    options = LoadgenOptions(scenario="Offline", count=100, output=tmp_path / "fail")
+    # no warm-up, and a model that takes batches of 7 only: the first batch of LoadGen's test fails
+    options = LoadgenOptions(scenario="Offline", count=100, output=tmp_path / "fail", warm_up_batches=0)
+    sevens = constant_class_model(tmp_path / "sevens.onnx", answer=3, batch=7)
     t0 = time.perf_counter()
     with pytest.raises(NodeFailure, match="node 'inference'"):
-        run(tmp_path, dataset, answer_model, options, **{"inference.output": "no_such_output"})
+        run(tmp_path, dataset, sevens, options)
     assert time.perf_counter() - t0 < 30
     assert "NodeFailure" in (tmp_path / "fail" / "flowgraph_error.txt").read_text()
     summary = (tmp_path / "fail" / "mlperf_log_summary.txt").read_text()
@@ -535,13 +537,11 @@ def test_a_failed_test_still_writes_its_report(tmp_path, dataset, answer_model, 
         "--report",
         str(report),
         "--set",
-        f"model.path={answer_model}",
+        f"model.path={constant_class_model(tmp_path / 'sevens.onnx', answer=3, batch=7)}",
         "--set",
         f"dataset.path={dataset}",
-        "--set",
-        "inference.output=no_such_output",
     ]
-    assert main(argv) == 1
+    assert main(argv) == 1  # the model takes batches of 7 only: the first full batch fails
     data = json.loads(report.read_text())
     assert data["failures"][0]["node"] == "inference" and "report written" in capsys.readouterr().err
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def constant_class_model(path: Path, answer: int, classes: int = 1000) -> Path:
-    """A tiny ONNX classifier that gives class ``answer`` the highest score for every image."""
+def constant_class_model(path: Path, answer: int, classes: int = 1000, batch: int | str = "n") -> Path:
+    """A tiny ONNX classifier that gives class ``answer`` the highest score for every image
+    (``batch``: a fixed batch size, or a name for a dynamic one)."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -22,8 +23,8 @@ def constant_class_model(path: Path, answer: int, classes: int = 1000) -> Path:
     graph = helper.make_graph(
         nodes,
         "constant",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 224, 224])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", classes])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 224, 224])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [batch, classes])],
         [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
