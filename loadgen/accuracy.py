@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DTYPES", "SIDECAR", "AccuracyResult", "top1_from_mlperf_log", "write_sidecar"]
+__all__ = [
+    "DTYPES",
+    "SIDECAR",
+    "AccuracyResult",
+    "accuracy_line",
+    "read_sidecar",
+    "top1_from_mlperf_log",
+    "write_sidecar",
+]
 
 DTYPES = {"float32": "<f4", "int32": "<i4", "int64": "<i8"}
 SIDECAR = "flowgraph_log.json"
@@ -39,14 +47,20 @@ class AccuracyResult:
         return self.good / self.total if self.total else 0.0
 
 
-def write_sidecar(log_dir: Path, label_offset: int, dtype: str = "float32") -> None:
-    """Record how this harness writes its answers, for ``top1_from_mlperf_log`` to read back."""
-    record = {"response": "top-1 class", "dtype": dtype, "label_offset_applied": label_offset}
+def write_sidecar(
+    log_dir: Path, label_offset: int, dtype: str = "float32", run: dict[str, Any] | None = None
+) -> None:
+    """Record how this harness writes its answers, for ``top1_from_mlperf_log`` to read back, and how
+    the run was made (``run``: the command, graph and conf files, for a submission's README)."""
+    record: dict[str, Any] = {"response": "top-1 class", "dtype": dtype, "label_offset_applied": label_offset}
+    if run:
+        record["run"] = run
     (log_dir / SIDECAR).write_text(json.dumps(record, indent=1) + "\n")
 
 
-def _sidecar(log: Path) -> dict[str, Any] | None:
-    path = log.parent / SIDECAR
+def read_sidecar(log_dir: Path) -> dict[str, Any] | None:
+    """What ``write_sidecar`` recorded in ``log_dir``, or None where there is no record."""
+    path = log_dir / SIDECAR
     if not path.is_file():
         return None
     try:
@@ -65,7 +79,7 @@ def top1_from_mlperf_log(
 
     log = Path(log)
     notes: list[str] = []
-    written = _sidecar(log)
+    written = read_sidecar(log.parent)
     applied = int(written.get("label_offset_applied", 0)) if written else 0
     if written is not None and label_offset is not None and label_offset != applied:
         raise ValueError(
@@ -107,3 +121,8 @@ def top1_from_mlperf_log(
     if empty:
         notes.append(f"{empty} empty responses (queries answered without a result) counted as wrong")
     return AccuracyResult(good, len(seen), empty, notes)
+
+
+def accuracy_line(result: AccuracyResult) -> str:
+    """The line MLPerf's accuracy-imagenet.py prints, and the submission checker reads from accuracy.txt."""
+    return f"accuracy={100 * result.top1:.3f}%, good={result.good}, total={result.total}"

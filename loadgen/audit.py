@@ -97,7 +97,7 @@ class AuditVerdict:
     test: str
     checks: list[Check]
     folder: Path
-    """The compliance folder laid out for the submission checker (``.../compliance/TESTxx``)."""
+    """The compliance folder laid out for the submission checker (``<scenario folder>/TESTxx``)."""
 
     @property
     def passed(self) -> bool:

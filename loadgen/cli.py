@@ -217,7 +217,7 @@ def metric_lines(scenario: str, metrics: dict[str, str]) -> list[str]:
 
 
 def register_commands(commands: Any) -> None:
-    """``flowgraph accuracy``: top-1 from an MLPerf accuracy log."""
+    """``flowgraph accuracy`` (top-1 from an MLPerf accuracy log) and ``flowgraph submission``."""
     p = commands.add_parser("accuracy", help="top-1 from an MLPerf mlperf_log_accuracy.json")
     p.add_argument("log", type=Path)
     p.add_argument("--val-map", type=Path, required=True)
@@ -237,12 +237,47 @@ def register_commands(commands: Any) -> None:
     )
     p.set_defaults(handler=_accuracy)
 
+    p = commands.add_parser("submission", help="lay out an MLPerf results tree from scenario folders")
+    p.add_argument(
+        "runs", nargs="+", type=Path, help="scenario folders (performance/run_1, accuracy, TEST01...)"
+    )
+    p.add_argument("--submitter", required=True)
+    p.add_argument("--system", required=True, help="the system's name (systems/<name>.json)")
+    p.add_argument("--division", choices=("open", "closed"), default="open")
+    p.add_argument("--benchmark", default="resnet", help="the benchmark's folder name (MLPerf's: resnet)")
+    p.add_argument(
+        "--system-json", type=Path, help="the system description (default: generated from this machine)"
+    )
+    p.add_argument("--out", type=Path, default=Path("submission"))
+    p.set_defaults(handler=_submission)
+
+
+def _submission(args: argparse.Namespace) -> int:
+    from .submission import SubmissionPlan, write_submission
+
+    plan = SubmissionPlan(
+        submitter=args.submitter,
+        system=args.system,
+        division=args.division,
+        benchmark=args.benchmark,
+        system_json=args.system_json,
+    )
+    root = write_submission(args.runs, args.out, plan)
+    out.print(f"wrote {root}", highlight=False)
+    out.print(
+        "check it with MLCommons' submission checker before submitting: "
+        f"python -m submission_checker.main --input {args.out}",
+        highlight=False,
+        markup=False,
+    )
+    return EXIT_OK
+
 
 def _accuracy(args: argparse.Namespace) -> int:
-    from .accuracy import top1_from_mlperf_log
+    from .accuracy import accuracy_line, top1_from_mlperf_log
 
     result = top1_from_mlperf_log(args.log, args.val_map, label_offset=args.label_offset, dtype=args.dtype)
-    out.print(f"accuracy={100 * result.top1:.3f}%, good={result.good}, total={result.total}")
+    out.print(accuracy_line(result), highlight=False)
     for note in result.notes:
         out.print(f"note: {note}", highlight=False)
     return EXIT_OK

@@ -17,7 +17,7 @@ from typing import Any
 
 from flowgraph import GraphFileError, Issue, load_graph
 
-from .accuracy import SIDECAR, top1_from_mlperf_log
+from .accuracy import SIDECAR, accuracy_line, top1_from_mlperf_log
 from .audit import (
     AUDIT_TESTS,
     TEST05_SEEDS,
@@ -48,8 +48,8 @@ async def run_audit(
     """Run compliance test ``test`` of ``graph_file`` in ``options.scenario`` and verify it.
 
     Writes under the scenario's folder (``options.output``, default ``results/<graph>/<scenario>``):
-    ``audit/<test>/`` (the test's LoadGen logs and its audit.config) and ``compliance/<test>/`` (the
-    verification, laid out for the submission checker)."""
+    ``audit/<test>/`` (the test's LoadGen logs and its audit.config) and ``<test>/`` (the verification,
+    laid out as the submission checker expects it beside ``performance`` and ``accuracy``)."""
     if test not in AUDIT_TESTS:
         raise GraphFileError(
             [Issue("--audit", None, None, f"unknown test {test!r}; one of {', '.join(AUDIT_TESTS)}")]
@@ -97,7 +97,7 @@ async def run_audit(
     checks.append(
         verify_performance(test, perf / "mlperf_log_detail.txt", test_dir / "mlperf_log_detail.txt")
     )
-    folder = lay_out_compliance(test, checks, test_dir, root / "compliance", accuracy_files)
+    folder = lay_out_compliance(test, checks, test_dir, root, accuracy_files)
     return AuditVerdict(test, checks, folder)
 
 
@@ -121,11 +121,8 @@ def _accuracy_files(reference_log: Path, tested_log: Path, val_map: Path) -> dic
             (Path(tmp) / sidecar.name).write_text(sidecar.read_text())
         baseline = top1_from_mlperf_log(subset, val_map)
 
-    def line(r: Any) -> str:
-        return f"accuracy={100 * r.top1:.3f}%, good={r.good}, total={r.total}\n"
-
     return {
-        "accuracy.txt": line(tested),
-        "compliance_accuracy.txt": line(tested),
-        "baseline_accuracy.txt": line(baseline),
+        "accuracy.txt": accuracy_line(tested) + "\n",
+        "compliance_accuracy.txt": accuracy_line(tested) + "\n",
+        "baseline_accuracy.txt": accuracy_line(baseline) + "\n",
     }

@@ -201,17 +201,17 @@ def test_test01_and_test04_pass_on_the_cpu_pipeline_and_are_laid_out_for_the_che
     for path in (
         "performance/run_1/mlperf_log_detail.txt",
         "accuracy/mlperf_log_accuracy.json",
-        "compliance/TEST01/verify_accuracy.txt",
-        "compliance/TEST01/verify_performance.txt",
-        "compliance/TEST01/accuracy/mlperf_log_accuracy.json",
-        "compliance/TEST01/accuracy/accuracy.txt",
-        "compliance/TEST01/accuracy/baseline_accuracy.txt",
-        "compliance/TEST01/performance/run_1/mlperf_log_detail.txt",
-        "compliance/TEST04/verify_performance.txt",
-        "compliance/TEST04/performance/run_1/mlperf_log_summary.txt",
+        "TEST01/verify_accuracy.txt",
+        "TEST01/verify_performance.txt",
+        "TEST01/accuracy/mlperf_log_accuracy.json",
+        "TEST01/accuracy/accuracy.txt",
+        "TEST01/accuracy/baseline_accuracy.txt",
+        "TEST01/performance/run_1/mlperf_log_detail.txt",
+        "TEST04/verify_performance.txt",
+        "TEST04/performance/run_1/mlperf_log_summary.txt",
     ):
         assert (root / path).is_file(), path
-    assert "TEST PASS" in (root / "compliance/TEST01/verify_accuracy.txt").read_text().splitlines()
+    assert "TEST PASS" in (root / "TEST01/verify_accuracy.txt").read_text().splitlines()
     same = read_detail_log(root / "audit/TEST04/mlperf_log_detail.txt")
     assert same["effective_performance_issue_same"] == 1  # LoadGen applied the audit.config
 
@@ -245,7 +245,7 @@ def test_test01_fails_when_performance_mode_answers_differ_from_the_accuracy_run
     )
     out = capsys.readouterr().out
     assert code == 1 and "TEST01 Offline: FAIL" in out and "answers differ from the accuracy run" in out
-    verdict = (tmp_path / "other/compliance/TEST01/verify_accuracy.txt").read_text()
+    verdict = (tmp_path / "other/TEST01/verify_accuracy.txt").read_text()
     assert "TEST FAIL" in verdict and "TEST PASS" not in verdict
 
 
@@ -255,7 +255,7 @@ def test_test05_runs_with_other_seeds(tmp_path, dataset):
     test = read_detail_log(tmp_path / "Offline/audit/TEST05/mlperf_log_detail.txt")
     reference = read_detail_log(tmp_path / "Offline/performance/run_1/mlperf_log_detail.txt")
     assert test["effective_qsl_rng_seed"] != reference["effective_qsl_rng_seed"]
-    assert (tmp_path / "Offline/compliance/TEST05/verify_performance.txt").is_file()
+    assert (tmp_path / "Offline/TEST05/verify_performance.txt").is_file()
 
 
 def test_a_stray_audit_config_in_the_current_folder_is_not_applied(tmp_path, dataset, monkeypatch):
