@@ -40,11 +40,22 @@ CHECKER_PATHS = [
     "{d}/{s}/results/{y}/{b}/{c}/TEST04/performance/run_1/mlperf_log_detail.txt",
     "{d}/{s}/src/{b}/README.md",
 ]
-MEANINGFUL = (
-    "division submitter system_type status system_name number_of_nodes host_processor_model_name "
-    "host_processors_per_node host_processor_core_count host_memory_capacity host_storage_capacity "
-    "accelerators_per_node framework operating_system"
-).split()
+MEANINGFUL = [
+    "division",
+    "submitter",
+    "system_type",
+    "status",
+    "system_name",
+    "number_of_nodes",
+    "host_processor_model_name",
+    "host_processors_per_node",
+    "host_processor_core_count",
+    "host_memory_capacity",
+    "host_storage_capacity",
+    "accelerators_per_node",
+    "framework",
+    "operating_system",
+]
 
 
 def readme_block() -> str:
