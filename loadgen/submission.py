@@ -210,7 +210,7 @@ def generated_system(plan: SubmissionPlan, system_type: str) -> dict[str, Any]:
     cpu = _cpu_model()
     memory_gib = _memory_gib()
     disk = shutil.disk_usage("/")
-    system = {field: "N/A" for field in SYSTEM_FIELDS}
+    system: dict[str, Any] = {field: "N/A" for field in SYSTEM_FIELDS}
     system.update(
         {
             "status": plan.status,
