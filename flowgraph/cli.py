@@ -248,7 +248,10 @@ def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
         return chosen[0].run(args)
     graph = load(args)
     with report_kept_on_failure(args.report):
-        report = run_event_loop(_run_with_progress(graph, quiet=args.quiet, every_s=args.progress_every))
+        if graph.checked.loaded.spec.shards is not None:
+            report = run_event_loop(_run_sharded(args, quiet=args.quiet, every_s=args.progress_every))
+        else:
+            report = run_event_loop(_run_with_progress(graph, quiet=args.quiet, every_s=args.progress_every))
     if not args.quiet:
         print_report(report)
     if args.report:
@@ -301,6 +304,34 @@ def interrupts(run: Run) -> Interrupts:
         run.stop(drain=False)
 
     return Interrupts(asyncio.get_running_loop(), drain, stop, run.runtime.still_running)
+
+
+async def _run_sharded(args: argparse.Namespace, quiet: bool, every_s: float) -> Report:
+    """A graph with ``shards:``: the parent sends index batches, the shards run them (``shards.run``).
+    Ctrl-C once stops sending and lets the shards finish what they hold; twice cancels."""
+    from .shards.run import run_sharded
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    last = [time.perf_counter()]
+
+    def progress(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if not quiet and every_s > 0 and (now - last[0] >= every_s or done == total):
+            last[0] = now
+            console.print(f"{done:,}/{total:,} samples answered by the shards", highlight=False)
+
+    def drain(name: str) -> None:
+        console.print(
+            f"\n[yellow]{name}: no more batches sent; the shards finish theirs[/yellow]", highlight=False
+        )
+        stop.set()
+
+    running = asyncio.ensure_future(
+        run_sharded(args.graph, overrides(args), announcer(quiet), progress=progress, stop=stop)
+    )
+    with Interrupts(loop, drain, running.cancel, lambda: "the shards' parent"):
+        return await running
 
 
 async def _run_with_progress(graph: Graph, quiet: bool, every_s: float = 10.0) -> Report:

@@ -129,19 +129,19 @@ def load_graph_text(
 def _extend(
     child: dict[str, Any], child_source: SourceMap, chain: list[str]
 ) -> tuple[dict[str, Any], SourceMap]:
-    """``extends: base.yaml``: the base graph with the child's name, description and params on top.
+    """``extends: base.yaml``: the base graph with the child's name, description, params and shards on top.
 
-    A child may change only those three, so one graph serves several scenario files without copies;
+    A child may change only those, so one graph serves several scenario files without copies;
     line numbers of nodes and edges point into the base file, where they are written."""
     base_name = child.pop("extends")
-    allowed = {"name", "description", "params"}
+    allowed = {"name", "description", "params", "shards"}
     extra = set(child) - allowed
     if extra or not isinstance(base_name, str):
         raise GraphFileError(
             [
                 child_source.issue(
                     (sorted(extra)[0],) if extra else ("extends",),
-                    "a graph that extends another sets only name, description and params",
+                    "a graph that extends another sets only name, description, params and shards",
                     fix="put nodes, edges and scenarios in the base file",
                 )
             ]
@@ -171,7 +171,7 @@ def _extend(
             params[key] = {**params[key], **value}
         else:
             params[key] = value
-    for key in ("name", "description"):
+    for key in ("name", "description", "shards"):
         if key in child:
             raw[key] = child[key]
     return raw, source
@@ -320,6 +320,15 @@ def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
 def _apply_override(raw: dict[str, Any], key: str, value: Any, source: SourceMap) -> None:
     params = raw["params"]
     head, _, rest = key.partition(".")
+    if head == "shards" and "shards" not in params:  # the graph's shards: section (shards.devices=[0,1])
+        shards = raw.get("shards")
+        if not isinstance(shards, dict):
+            shards = raw["shards"] = {}
+        if rest:
+            _set_dotted(shards, rest, value)
+        else:
+            raw["shards"] = value
+        return
     if _lookup(params, key)[0] or head in params:
         if key in params:
             params[key] = value

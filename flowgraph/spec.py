@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["DEFAULT_CAPACITY", "EdgeSpec", "GraphSpec", "NodeSpec", "PortRef", "ScenarioSpec"]
+__all__ = ["DEFAULT_CAPACITY", "EdgeSpec", "GraphSpec", "NodeSpec", "PortRef", "ScenarioSpec", "ShardSpec"]
 
 DEFAULT_CAPACITY = 64
 """Queue capacity of an edge that names none: deep enough to hide jitter, small enough to bound memory."""
@@ -73,6 +73,33 @@ class ScenarioSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class ShardSpec(_Strict):
+    """The part of the graph from ``begin`` to its answers, run as identical shards, one process each.
+
+    The parent keeps the source and sends sample indices; each shard loads its samples itself (the
+    nodes before ``begin``), runs the rest, and sends the answers back."""
+
+    devices: list[int] | int | Literal["auto"] = Field(
+        "auto",
+        description="GPU ordinals, one shard each (repeat one to share it); a number: that many CPU "
+        "shards; auto: every visible GPU, else one shard per core",
+    )
+    begin: str | None = Field(
+        None, description="the first node of a shard (default: the node the source feeds)"
+    )
+    credit: int = Field(2, ge=1, le=64, description="index batches in flight per shard (its backpressure)")
+    batch: int = Field(64, ge=1, le=65536, description="samples per index batch in a plain run")
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: Any) -> Any:
+        if isinstance(value, list) and (not value or any(d < 0 for d in value)):
+            raise ValueError("devices is a non-empty list of GPU ordinals (0, 1, ...)")
+        if isinstance(value, int) and value < 1:
+            raise ValueError("a number of CPU shards is 1 or more")
+        return value
+
+
 class GraphSpec(_Strict):
     """The whole graph file after parameter substitution."""
 
@@ -82,6 +109,7 @@ class GraphSpec(_Strict):
     nodes: dict[str, NodeSpec]
     edges: list[EdgeSpec] = Field(default_factory=list)
     scenarios: dict[str, ScenarioSpec] = Field(default_factory=dict)
+    shards: ShardSpec | None = None
 
     @field_validator("nodes")
     @classmethod

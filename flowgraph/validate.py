@@ -19,6 +19,7 @@ from .errors import GraphValidationError, Issue, RegistryError, did_you_mean
 from .load import LoadedGraph, SourceMap
 from .node import Node
 from .registry import resolve
+from .shards.plan import check_shards
 
 __all__ = ["CheckedEdge", "CheckedGraph", "CheckedNode", "validate"]
 
@@ -99,6 +100,8 @@ def validate(
         issues += _check_connections(edges, classes, src)
     graph = _digraph(loaded, edges)
     issues += _check_cycles(graph, src)
+    if not issues:
+        issues += check_shards(loaded, graph, classes, src)
     if not issues:
         issues += derive_from_neighbours(loaded, nodes, graph, src)
     if check_environment and not issues:
