@@ -49,19 +49,28 @@ class LoadgenControl:
     def __init__(self) -> None:
         self._bridge: Bridge | None = None
         self._run: Run | None = None
+        self._shards: Any = None
         self.stopped = False
 
     def attach(self, bridge: Bridge, run: Run) -> None:
         self._bridge, self._run = bridge, run
 
+    def attach_shards(self, bridge: Any) -> None:
+        """A sharded test: a stop answers LoadGen at once; the shards end with the pool."""
+        self._shards = bridge
+
     @property
     def answered(self) -> int | None:
         """Queries answered so far, or None before the test has started."""
-        return None if self._bridge is None else self._bridge.answered
+        bridge = self._shards or self._bridge
+        return None if bridge is None else bridge.answered
 
     def stop(self, drain: bool = True) -> None:
         """First: answer LoadGen at once from now on and drain the graph; ``drain=False``: cancel it."""
         self.stopped = True
+        if self._shards is not None:
+            self._shards.stop()
+            return
         if self._bridge is None or self._run is None:
             return
         if self._bridge.failure is None:
@@ -118,6 +127,52 @@ async def run_loadgen(
     if cache_dir is not None:
         start["cache_dir"] = cache_dir
 
+    if loaded.spec.shards is not None:
+        from .sharded import test_sharded
+
+        report, extra, val_map = await test_sharded(
+            lg, graph_file, overrides, options, loaded, split, settings, log_dir, announce, cache_dir, control
+        )
+    else:
+        report, extra, val_map = await _test_in_process(
+            lg, graph_file, front, back, split, config, options, settings, log_dir, start, announce, control
+        )
+    valid, metrics, reasons = read_summary(log_dir)
+    result = LoadgenResult(
+        options.scenario,
+        options.mode,
+        valid,
+        metrics,
+        reasons,
+        log_dir,
+        report,
+        settings_note=note,
+        extra=extra,
+        val_map=val_map,
+    )
+    if options.mode == "accuracy" and val_map is not None:
+        # the sidecar says what was applied: the offset is not applied a second time
+        result.accuracy = top1_from_mlperf_log(log_dir / "mlperf_log_accuracy.json", val_map)
+        # what MLPerf's accuracy script prints, where the submission layout keeps it
+        (log_dir / "accuracy.txt").write_text(accuracy_line(result.accuracy) + "\n")
+    return result
+
+
+async def _test_in_process(
+    lg: Any,
+    graph_file: Path,
+    front: Graph,
+    back: Graph,
+    split: Any,
+    config: dict[str, Any],
+    options: LoadgenOptions,
+    settings: Any,
+    log_dir: Path,
+    start: dict[str, Any],
+    announce: Callable[[str], None],
+    control: LoadgenControl | None,
+) -> tuple[Any, dict[str, Any], Path | None]:
+    """The test with the QSL and the SUT in this process: (the SUT's report, extra figures, val_map)."""
     library = SampleLibrary(
         front, split.source, start, on_device=bool(config.get("start_from_device", False))
     )
@@ -128,13 +183,7 @@ async def run_loadgen(
     performance_count = min(total, options.performance_sample_count or 1024)
     sut = lg.ConstructSUT(bridge.issue_queries, bridge.flush_queries)
     qsl = lg.ConstructQSL(total, performance_count, bridge.load_samples, bridge.unload_samples)
-    log_settings = lg.LogSettings()
-    log_settings.log_output.outdir = str(log_dir)
-    log_settings.log_output.copy_summary_to_stdout = False
-    log_settings.enable_trace = False  # on by default: 10 MB for a 1 s run (FACTS.md)
-
-    # "" names no file: LoadGen's default would read ./audit.config (see LoadgenOptions.audit_config)
-    audit = str(options.audit_config) if options.audit_config else ""
+    log_settings, audit = log_settings_for(lg, log_dir, options)
     run = back.start(**start)
     run.runtime.shared[BRIDGE_KEY] = bridge
     if control is not None:
@@ -151,22 +200,13 @@ async def run_loadgen(
             pump = helpers.create_task(_pump(bridge, feed), name="loadgen:pump")
             watcher = helpers.create_task(_watch(run, bridge), name="loadgen:watch")
             try:
-                size = int(getattr(first.params, "max_batch", 1)) if first.cls.kind == "batch_merge" else 1
-                # A batch_merge that pulls (capacity-0 edges out) batches what waited while the engines
-                # were busy: no deadline to derive.
-                pulls = all(e.capacity == 0 for e in back.checked.edges if e.source == split.first_sut_node)
-                tune = (
-                    options.scenario == "Server"
-                    and first.cls.kind == "batch_merge"
-                    and options.tune_server_wait
-                    and not pulls
-                )
+                size, tune = sut_batching(back, split.first_sut_node, options)
                 rounds = max(options.warm_up_batches, 1 if tune else 0)
                 batch_s = await _warm_up(run, bridge, size, rounds) if rounds else 0.0
                 if tune:
-                    extra["max_wait_us"] = _tune_server_wait(
-                        run, split.first_sut_node, size, batch_s, settings, announce
-                    )
+                    wait_us = server_wait_us(size, batch_s, settings, announce)
+                    run.tune(split.first_sut_node, max_wait_us=wait_us)
+                    extra["max_wait_us"] = wait_us
                 with _frozen_gc(options.freeze_gc):
                     await asyncio.to_thread(
                         lg.StartTestWithLogSettings, sut, qsl, settings, log_settings, audit
@@ -188,25 +228,17 @@ async def run_loadgen(
         lg.DestroySUT(sut)
     if error is not None:
         raise error
-    valid, metrics, reasons = read_summary(log_dir)
-    result = LoadgenResult(
-        options.scenario,
-        options.mode,
-        valid,
-        metrics,
-        reasons,
-        log_dir,
-        run.report,
-        settings_note=note,
-        extra=extra,
-        val_map=library.val_map,
-    )
-    if options.mode == "accuracy" and library.val_map is not None:
-        # the sidecar says what was applied: the offset is not applied a second time
-        result.accuracy = top1_from_mlperf_log(log_dir / "mlperf_log_accuracy.json", library.val_map)
-        # what MLPerf's accuracy script prints, where the submission layout keeps it
-        (log_dir / "accuracy.txt").write_text(accuracy_line(result.accuracy) + "\n")
-    return result
+    return run.report, extra, library.val_map
+
+
+def log_settings_for(lg: Any, log_dir: Path, options: LoadgenOptions) -> tuple[Any, str]:
+    """LoadGen's log settings (into ``log_dir``, no trace) and the audit.config to pass: "" names no
+    file (LoadGen's default would read ./audit.config, see ``LoadgenOptions.audit_config``)."""
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = str(log_dir)
+    log_settings.log_output.copy_summary_to_stdout = False
+    log_settings.enable_trace = False  # on by default: 10 MB for a 1 s run (FACTS.md)
+    return log_settings, str(options.audit_config) if options.audit_config else ""
 
 
 def results_root(loaded: Any, graph_file: Path, scenario: str) -> Path:
@@ -285,14 +317,11 @@ async def _warm_up(run: Run, bridge: Bridge, size: int, rounds: int) -> float:
     return batch_s
 
 
-def _tune_server_wait(
-    run: Run, merge_node: str, size: int, batch_s: float, settings: Any, announce: Callable[[str], None]
-) -> float:
+def server_wait_us(size: int, batch_s: float, settings: Any, announce: Callable[[str], None]) -> float:
     """Let a partial batch wait what the latency bound leaves after one full batch's measured time:
     p99 ≈ wait + queueing + batch time, so wait = (bound - 2 x batch time) / 2, at least 0."""
     bound_s = settings.server_target_latency_ns / 1e9
     wait_us = max(0.0, (bound_s - 2 * batch_s) / 2) * 1e6
-    run.tune(merge_node, max_wait_us=wait_us)
     why = (
         " (a full batch takes more than half the bound: no time is left to wait; a pulling batch_merge, as in "
         "graphs/resnet50_server_gpu.yaml, forms batches when an engine is free instead)"
@@ -304,3 +333,18 @@ def _tune_server_wait(
         f"{bound_s * 1e3:.0f} ms → max_wait_us {wait_us:.0f}{why}"
     )
     return wait_us
+
+
+def sut_batching(back: Any, first_node: str, options: LoadgenOptions) -> tuple[int, bool]:
+    """(the SUT's batch size, whether the harness derives its Server deadline): a batch_merge that
+    pulls (capacity-0 edges out) batches what waited while the engines were busy, so it has none."""
+    first = back.nodes[first_node]
+    size = int(getattr(first.params, "max_batch", 1)) if first.cls.kind == "batch_merge" else 1
+    pulls = all(e.capacity == 0 for e in back.checked.edges if e.source == first_node)
+    tune = (
+        options.scenario == "Server"
+        and first.cls.kind == "batch_merge"
+        and options.tune_server_wait
+        and not pulls
+    )
+    return size, tune

@@ -79,8 +79,11 @@ def split_for_loadgen(loaded: LoadedGraph) -> LoadgenSplit:
     back_edges.append(
         EdgeSpec.model_validate({"from": PortRef(node=after), "to": PortRef(node=COMPLETE), "capacity": 1024})
     )
-    front = spec.model_copy(update={"nodes": front_nodes, "edges": front_edges, "name": f"{spec.name}-qsl"})
-    back = spec.model_copy(update={"nodes": back_nodes, "edges": back_edges})
+    # each half runs in one process (a sharded graph's shards each run both): neither is sharded itself
+    front = spec.model_copy(
+        update={"nodes": front_nodes, "edges": front_edges, "name": f"{spec.name}-qsl", "shards": None}
+    )
+    back = spec.model_copy(update={"nodes": back_nodes, "edges": back_edges, "shards": None})
     source = next(n for n in front_nodes if not any(e.target.node == n for e in front_edges))
     return LoadgenSplit(
         LoadedGraph(front, src, loaded.scenario),

@@ -41,8 +41,8 @@ class ShardJob:
     """Where the shard begins (default: the graph's ``shards.begin``); a harness may cut elsewhere
     (LoadGen: where its QSL ends)."""
     answer: str | None = None
-    """``module:function(result, sample_id) -> float``: answers sent back as two arrays (ids, values);
-    None sends the collected results themselves."""
+    """``module:function(result) -> [(sample_id, value), ...]``: answers sent back as two arrays (ids,
+    float32 values, NaN for a sample that failed); None sends the collected results themselves."""
     cache_dir: str | None = None
     allowed_modules: tuple[str, ...] = ()
     shard_count: int = 1
@@ -64,7 +64,7 @@ class ShardService:
         self._run: Run | None = None
         self._reader: asyncio.Task[None] | None = None
         self._broken: BaseException | None = None
-        self._answer: Callable[[Any, int], float] | None = None
+        self._answer: Callable[[Any], Any] | None = None
 
     async def handle(self, op: str, payload: Any) -> Any:
         if self._broken is not None and op != "close":
@@ -126,11 +126,14 @@ class ShardService:
             return results
         import numpy as np
 
-        values = np.fromiter(
-            (self._answer(r, i) if r is not None else np.nan for i, r in zip(ids, results, strict=True)),
-            "<f4",
-            len(ids),
-        )
+        values = np.full(len(ids), np.nan, "<f4")
+        answered: dict[int, dict[int, float]] = {}  # per result object: a batch's answers are read once
+        for k, (qid, result) in enumerate(zip(ids, results, strict=True)):
+            if result is not None:
+                pairs = answered.get(id(result))
+                if pairs is None:
+                    pairs = answered[id(result)] = dict(self._answer(result))
+                values[k] = pairs[qid]
         return np.asarray(ids, np.int64), values
 
     async def _op_warm(self, payload: tuple[int, int]) -> float:
