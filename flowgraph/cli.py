@@ -330,7 +330,11 @@ async def _run_sharded(args: argparse.Namespace, quiet: bool, every_s: float) ->
     running = asyncio.ensure_future(
         run_sharded(args.graph, overrides(args), announcer(quiet), progress=progress, stop=stop)
     )
-    with Interrupts(loop, drain, running.cancel, lambda: "the shards' parent"):
+
+    def cancel() -> None:
+        running.cancel()
+
+    with Interrupts(loop, drain, cancel, lambda: "the shards' parent"):
         return await running
 
 

@@ -32,6 +32,8 @@ class SourceMap:
 
     file: str
     lines: dict[Path_, int] = field(default_factory=dict)
+    elsewhere: dict[str, SourceMap] = field(default_factory=dict)
+    """Top-level keys written in another file (an ``extends`` child's ``shards``), by key."""
 
     def line_of(self, *path: str | int) -> int | None:
         """The line of the deepest written key along ``path`` (a node's line when its param was defaulted)."""
@@ -42,6 +44,9 @@ class SourceMap:
         return None
 
     def issue(self, path: Path_, message: str, *, node: str | None = None, fix: str | None = None) -> Issue:
+        other = self.elsewhere.get(str(path[0])) if path else None
+        if other is not None:
+            return other.issue(path, message, node=node, fix=fix)
         return Issue(self.file, self.line_of(*path), node, message, fix)
 
 
@@ -174,6 +179,8 @@ def _extend(
     for key in ("name", "description", "shards"):
         if key in child:
             raw[key] = child[key]
+    if "shards" in child:  # its messages point at the child, where it is written
+        source = SourceMap(source.file, source.lines, {**source.elsewhere, "shards": child_source})
     return raw, source
 
 

@@ -260,3 +260,27 @@ class Stuck(Node):
         else:
             await asyncio.Event().wait()
         return item
+
+
+class DieParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sample: int = 0
+    how: str = "exit"  # exit: the process dies; raise: the node raises; anything else: neither
+
+
+class DieOnSample(Node):
+    """Passes items through; on sample ``sample`` ends its process at once (a crashed shard) or raises."""
+
+    Params = DieParams
+    inputs: ClassVar = {"in": Port(object)}
+    outputs: ClassVar = {"out": Port(object)}
+
+    async def process(self, item: Any) -> Any:
+        if getattr(item, "sample_id", None) == self.params.sample:
+            if self.params.how == "exit":
+                import os
+
+                os._exit(7)
+            if self.params.how == "raise":
+                raise RuntimeError(f"told to fail on sample {self.params.sample}")
+        return item

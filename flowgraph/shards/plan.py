@@ -150,22 +150,20 @@ def cut_for_shards(loaded: LoadedGraph, begin: str | None = None) -> ShardCut:
     )
     # What answers: the outputs no edge takes (a node whose results would otherwise be dropped), collected
     # so that the shard can send them back.
-    rest[SHARD_OUT] = NodeSpec.model_validate({"type": "collect"})
+    # (A collect node the graph has already delivers its items; a graph without free outputs needs none.)
     taken = {(e.source.node, e.source.port) for e in rest_edges}
-    for name in list(rest):
-        if name in (SHARD_IN, SHARD_OUT):
-            continue
-        for port in resolve(rest[name].type).outputs:
-            if (name, port) not in taken and (name, None) not in taken:
-                rest_edges.append(
-                    EdgeSpec.model_validate(
-                        {
-                            "from": PortRef(node=name, port=port),
-                            "to": PortRef(node=SHARD_OUT),
-                            "capacity": 1024,
-                        }
-                    )
-                )
+    free = [
+        (name, port)
+        for name in rest
+        if name != SHARD_IN
+        for port in resolve(rest[name].type).outputs
+        if (name, port) not in taken and (name, None) not in taken
+    ]
+    if free:
+        rest[SHARD_OUT] = NodeSpec.model_validate({"type": "collect"})
+    for name, port in free:
+        answer = {"from": PortRef(node=name, port=port), "to": PortRef(node=SHARD_OUT), "capacity": 1024}
+        rest_edges.append(EdgeSpec.model_validate(answer))
     unsharded = {"shards": None}
     source = next(n for n in loader_nodes if graph.in_degree(n) == 0)
     return ShardCut(

@@ -52,6 +52,17 @@ class ShardPool:
         self._room = asyncio.Event()
         self._failed = asyncio.Event()
 
+    async def __aenter__(self) -> ShardPool:
+        """Start every shard (``infos``: what each said when it started); close them all on failure."""
+        raise NotImplementedError
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close every shard (``reports``: each one's report) and leave nothing running."""
+        raise NotImplementedError
+
     async def request(self, shard: int, op: str, payload: Any = None) -> Any:
         raise NotImplementedError
 
@@ -116,9 +127,6 @@ class ProcessShardPool(ShardPool):
             await self.close()
             raise
         return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def _start(self) -> None:
         from . import worker

@@ -60,7 +60,7 @@ async def run_sharded(
     results: list[Any] = []
     failed: list[Failure] = []
     stopped: dict[str, int] | None = None
-    async with pool_class(job, devices, loaded.spec.shards.credit * batch) as pool:  # type: ignore[call-arg]
+    async with pool_class(job, devices, loaded.spec.shards.credit * batch) as pool:
         total = int(pool.infos[0]["samples"])
         done = 0
 

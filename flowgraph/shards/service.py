@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..errors import FlowgraphError, first_failure
 from ..graph import Graph, Run
 from ..load import load_graph
 from ..metrics import Failure
-from ..node import SampleFailed, sample_of
+from ..node import sample_of
 from ..trust import allow_modules
 from ..validate import validate
 from .plan import cut_for_shards
@@ -101,9 +101,9 @@ class ShardService:
             loader = self._loader.with_params(self._source, indices=wanted, count=None)
             report = await loader.run(**self._start)
             if report.failures:
-                raise SampleFailed(f"loading samples failed: {report.failures[0]}")
+                raise RuntimeError(f"loading samples failed: {report.failures[0]}")
             for item in report.results:
-                self._samples[int(sample_of(item))] = item  # type: ignore[arg-type]
+                self._samples[cast(int, sample_of(item))] = item
         return len(wanted)
 
     async def _op_unload(self, indices: list[int]) -> None:
@@ -188,7 +188,7 @@ class ShardService:
             async for result in run.results():
                 ids = sample_of(result)
                 for qid in ids if isinstance(ids, list) else [ids]:
-                    future = self._waiting.pop(qid, None)  # type: ignore[call-overload]
+                    future = self._waiting.pop(cast(int, qid), None)
                     if future is not None and not future.done():
                         future.set_result(result)
             await run.task
@@ -205,6 +205,6 @@ class ShardService:
         """A sample failed under ``on_error: skip``: its request gets no answer for it (None)."""
         ids = failure.sample if isinstance(failure.sample, list) else [failure.sample]
         for qid in ids:
-            future = self._waiting.pop(qid, None)  # type: ignore[call-overload]
+            future = self._waiting.pop(cast(int, qid), None)
             if future is not None and not future.done():
                 future.set_result(None)

@@ -10,6 +10,7 @@ closes and the shard exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -60,14 +61,15 @@ async def _serve(path: str, index: int, device: int | None, job: Any) -> None:
     async def answer(seq: int, op: str, payload: Any) -> None:
         try:
             result = await service.handle(op, payload)
+            reply: tuple[Any, ...] = (seq, "ok", result)
+        except asyncio.CancelledError:
+            raise
         except BaseException as exc:  # sent to the parent, which fails the run naming this shard
             error = first_failure(exc)
             node = error.node if isinstance(error, NodeFailure) else None
-            await link.send((seq, "error", {"node": node, "message": f"{type(error).__name__}: {error}"}))
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            return
-        await link.send((seq, "ok", result))
+            reply = (seq, "error", {"node": node, "message": f"{type(error).__name__}: {error}"})
+        with contextlib.suppress(ConnectionError, RuntimeError):  # the parent has gone: nobody to tell
+            await link.send(reply)
 
     try:
         while True:
@@ -81,7 +83,11 @@ async def _serve(path: str, index: int, device: int | None, job: Any) -> None:
             task = asyncio.create_task(answer(seq, op, payload))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-    except LinkClosed:  # the parent went away: stop
-        await service.handle("close", None)
+    except LinkClosed:  # the parent went away (or closed after a failure): stop
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await service.handle("close", None)
     finally:
         link.close()

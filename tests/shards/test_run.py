@@ -1,0 +1,114 @@
+"""A plain run of a sharded graph: the same answers as one process, failures that name the shard and
+end the run at once, and nothing left behind (processes, sockets)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnxruntime", reason="the ResNet50 pipeline needs flowgraph[cpu]")
+
+from graph_text import with_collector  # noqa: E402
+from tiny_models import constant_class_model  # noqa: E402
+
+from flowgraph import Graph, run_event_loop  # noqa: E402
+from flowgraph.cli import main  # noqa: E402
+from flowgraph.shards.pool import ShardFailure  # noqa: E402
+from flowgraph.shards.run import run_sharded  # noqa: E402
+
+GRAPH = Path("graphs/resnet50_offline.yaml").resolve()
+
+
+def leftovers() -> tuple[list[str], list[str]]:
+    children = [p.name for p in multiprocessing.active_children()]
+    folders = [p.name for p in Path(tempfile.gettempdir()).glob("flowgraph-shards-*")]
+    return children, folders
+
+
+@pytest.fixture
+def no_leftovers():
+    before = leftovers()
+    yield
+    assert leftovers() == before
+
+
+def answers(report) -> dict[int, int]:
+    return {p.sample_id: p.top1 for p in report.results}
+
+
+@pytest.mark.slow
+def test_two_and_four_shards_answer_as_one_process_does(tmp_path, dataset, pruned_model, no_leftovers):
+    sets = {"model.path": str(pruned_model), "dataset.path": str(dataset)}
+    one = Graph.from_text(with_collector(GRAPH.read_text()), sets).run_sync(cache_dir=tmp_path)
+    expected = answers(one)
+    assert len(expected) == 24 and len(set(expected.values())) > 1  # answers that tell samples apart
+    for shards in (2, 4):
+        report = run_event_loop(
+            run_sharded(
+                GRAPH, {**sets, "shards.devices": shards, "shards.batch": 5}, lambda m: None, tmp_path
+            )
+        )
+        assert answers(report) == expected
+        assert report.samples == {"entered": 24, "completed": 24, "failed": 0, "dropped": 0}
+        used = {
+            n["node"].split(".")[0] for n in report.nodes if n["node"].endswith("inference") and n["items_in"]
+        }
+        assert len(used) == shards  # every shard ran batches (5 batches of 5 for 24 samples)
+
+
+def test_a_node_that_raises_in_a_shard_fails_the_run_naming_shard_device_and_node(
+    tmp_path, dataset, no_leftovers
+):
+    sevens = constant_class_model(tmp_path / "sevens.onnx", answer=3, batch=7)  # takes batches of 7 only
+    sets = {"model.path": str(sevens), "dataset.path": str(dataset), "shards.devices": 2}
+    t0 = time.perf_counter()
+    with pytest.raises(ShardFailure) as caught:
+        run_event_loop(run_sharded(GRAPH, sets, lambda m: None, tmp_path))
+    assert caught.value.node == "inference" and caught.value.device is None
+    assert (
+        "shard" in str(caught.value)
+        and "(cpu)" in str(caught.value)
+        and "fixed batch size of 7" in str(caught.value)
+    )
+    assert time.perf_counter() - t0 < 30
+
+
+def die_graph(tmp_path: Path, dataset: Path, how: str) -> Path:
+    path = tmp_path / "die.yaml"
+    path.write_text(
+        f"""
+nodes:
+  init: {{type: imagenet, params: {{path: "{dataset}"}}}}
+  die: {{type: "fixture_nodes:DieOnSample", params: {{sample: 13, how: {how}}}}}
+  out: {{type: collect}}
+edges:
+  - {{from: init, to: die}}
+  - {{from: die, to: out}}
+shards: {{devices: 2, batch: 4}}
+"""
+    )
+    return path
+
+
+def test_a_shard_whose_process_dies_fails_the_run_at_once(tmp_path, dataset, no_leftovers):
+    t0 = time.perf_counter()
+    with pytest.raises(ShardFailure, match=r"process died \(exit code 7\)"):
+        run_event_loop(run_sharded(die_graph(tmp_path, dataset, "exit"), {}, lambda m: None, tmp_path))
+    assert time.perf_counter() - t0 < 30
+
+
+def test_a_sharded_run_from_the_command_line(tmp_path, dataset, capsys, no_leftovers):
+    code = main(["run", str(die_graph(tmp_path, dataset, "none")), "--set", "shards.devices=3"])
+    captured = capsys.readouterr()
+    assert code == 0 and "24 results" in captured.out and "s2.die" in captured.out  # the third shard ran
+    assert "3 shards on cpu, cpu, cpu" in captured.err
+
+
+def test_the_command_line_names_the_failing_shard(tmp_path, dataset, capsys, no_leftovers):
+    code = main(["run", str(die_graph(tmp_path, dataset, "raise")), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "node 'die'" in err and "told to fail on sample 13" in err
