@@ -195,6 +195,7 @@ class ProcessShardPool(ShardPool):
                         shard, self.devices[shard], payload["message"], payload.get("node")
                     )
                     self._fail_all(failure)
+                    future.set_exception(self.failure or failure)
         except LinkClosed:
             if not self._closing:
                 self._fail_all(self._died(shard))
