@@ -89,6 +89,12 @@ class ShardSpec(_Strict):
     )
     credit: int = Field(2, ge=1, le=64, description="index batches in flight per shard (its backpressure)")
     batch: int = Field(64, ge=1, le=65536, description="samples per index batch in a plain run")
+    runner: Literal["process", "ray"] = Field(
+        "process", description="process: one spawned process per shard here; ray: one Ray actor per shard"
+    )
+    address: str | None = Field(
+        None, description="ray: the cluster to join (default: RAY_ADDRESS, else a local one)"
+    )
 
     @field_validator("devices")
     @classmethod

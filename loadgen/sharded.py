@@ -175,8 +175,7 @@ async def test_sharded(
     """The test with LoadGen here and the QSL and SUT in each shard: (None: the shards keep their
     reports, extra figures, val_map)."""
     from flowgraph.shards.plan import resolve_devices
-    from flowgraph.shards.pool import ProcessShardPool
-    from flowgraph.shards.run import shard_job
+    from flowgraph.shards.run import open_pool, shard_job
 
     from .run import _frozen_gc, log_settings_for, server_wait_us, sut_batching
 
@@ -196,7 +195,7 @@ async def test_sharded(
     )
     announce(f"{len(devices)} shards on {', '.join('cpu' if d is None else f'GPU {d}' for d in devices)}")
     extra: dict[str, Any] = {"shards": len(devices)}
-    async with ProcessShardPool(job, devices, shards.credit * dispatch) as pool:
+    async with open_pool(shards, job, devices, shards.credit * dispatch) as pool:
         total = int(pool.infos[0]["samples"])
         val_map = pool.infos[0].get("val_map")
         bridge = ShardBridge(lg, asyncio.get_running_loop(), pool, dispatch)

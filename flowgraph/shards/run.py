@@ -14,13 +14,23 @@ from ..errors import first_failure
 from ..load import load_graph
 from ..metrics import Failure
 from ..report import Report
+from ..spec import ShardSpec
 from ..trust import allowed_modules
 from ..validate import validate
 from .plan import resolve_devices
 from .pool import ProcessShardPool, ShardPool
 from .service import ShardJob
 
-__all__ = ["run_sharded", "shard_job"]
+__all__ = ["open_pool", "run_sharded", "shard_job"]
+
+
+def open_pool(shards: ShardSpec, job: ShardJob, devices: list[int | None], credit: int) -> ShardPool:
+    """The pool ``shards.runner`` names: processes here, or actors on a Ray cluster."""
+    if shards.runner == "ray":
+        from .ray_pool import RayShardPool
+
+        return RayShardPool(job, devices, credit, shards.address)
+    return ProcessShardPool(job, devices, credit)
 
 
 def shard_job(
@@ -42,7 +52,6 @@ async def run_sharded(
     announce: Callable[[str], None] = print,
     cache_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
-    pool_class: type[ShardPool] = ProcessShardPool,
     stop: asyncio.Event | None = None,
 ) -> Report:
     """Run a graph with ``shards:`` to the end; ``progress(done, total)`` after each batch. Raises
@@ -60,7 +69,7 @@ async def run_sharded(
     results: list[Any] = []
     failed: list[Failure] = []
     stopped: dict[str, int] | None = None
-    async with pool_class(job, devices, loaded.spec.shards.credit * batch) as pool:
+    async with open_pool(loaded.spec.shards, job, devices, loaded.spec.shards.credit * batch) as pool:
         total = int(pool.infos[0]["samples"])
         done = 0
 
@@ -105,6 +114,10 @@ async def run_sharded(
         time.perf_counter() - started,
     )
     report.stopped = stopped
+    report.summaries["shards"] = {
+        f"s{i}": {"device": "cpu" if d is None else f"GPU {d}", **info}
+        for i, (d, info) in enumerate(zip(devices, pool.infos, strict=True))
+    }
     return report
 
 
