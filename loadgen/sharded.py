@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from flowgraph.shards.pool import ShardPool
 
 from .options import LoadgenOptions
 
-__all__ = ["ShardBridge", "test_sharded", "top1_answers"]
+__all__ = ["ShardBridge", "test_sharded", "to_device", "top1_answers"]
 
 
 def top1_answers(result: Any) -> Iterator[tuple[int, float]]:
@@ -32,6 +33,17 @@ def top1_answers(result: Any) -> Iterator[tuple[int, float]]:
         yield from zip(ids, result.top1, strict=True)
     else:
         yield result.sample_id, result.top1
+
+
+def to_device(images: list[Any]) -> list[Any]:
+    """A shard's QSL in its GPU's memory (``start_from_device``), as the one-process QSL keeps it: one
+    array, each sample a row, so that a batch is gathered by one take."""
+    import cupy
+    import numpy as np
+
+    rows = cupy.asarray(np.stack([image.array for image in images]))
+    cupy.cuda.runtime.deviceSynchronize()
+    return [dataclasses.replace(image, array=rows[k]) for k, image in enumerate(images)]
 
 
 class ShardBridge:
@@ -181,6 +193,7 @@ async def test_sharded(
 
     shards = loaded.spec.shards
     devices = resolve_devices(shards)
+    on_device = bool((loaded.spec.params.get("loadgen") or {}).get("start_from_device", False))
     back = Graph(validate(split.back, check_environment=False))
     size, tune = sut_batching(back, split.first_sut_node, options)
     dispatch = max(shards.batch, size)
@@ -191,6 +204,7 @@ async def test_sharded(
         scenario=options.scenario,
         begin=split.first_sut_node,
         answer="flowgraph.loadgen.sharded:top1_answers",
+        prepare="flowgraph.loadgen.sharded:to_device" if on_device else None,
         cache_dir=str(cache_dir) if cache_dir else None,
     )
     announce(f"{len(devices)} shards on {', '.join('cpu' if d is None else f'GPU {d}' for d in devices)}")

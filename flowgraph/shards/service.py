@@ -43,6 +43,9 @@ class ShardJob:
     answer: str | None = None
     """``module:function(result) -> [(sample_id, value), ...]``: answers sent back as two arrays (ids,
     float32 values, NaN for a sample that failed); None sends the collected results themselves."""
+    prepare: str | None = None
+    """``module:function(items) -> items``, applied to the samples a load gives before they are kept
+    (LoadGen: move them into GPU memory where ``start_from_device`` is set)."""
     cache_dir: str | None = None
     allowed_modules: tuple[str, ...] = ()
     shard_count: int = 1
@@ -65,6 +68,7 @@ class ShardService:
         self._reader: asyncio.Task[None] | None = None
         self._broken: BaseException | None = None
         self._answer: Callable[[Any], Any] | None = None
+        self._prepare: Callable[[list[Any]], Any] | None = None
 
     async def handle(self, op: str, payload: Any) -> Any:
         if self._broken is not None and op != "close":
@@ -74,10 +78,9 @@ class ShardService:
     # requests ---------------------------------------------------------------------------------------
     async def _op_start(self, _: Any) -> dict[str, Any]:
         allow_modules(*self.job.allowed_modules)
-        if self.job.answer:
-            # named by the embedding program (not a graph file): no trust check applies
-            module, _, attr = self.job.answer.partition(":")
-            self._answer = getattr(importlib.import_module(module), attr)
+        # hooks named by the embedding program (not a graph file): no trust check applies
+        self._answer = _function(self.job.answer)
+        self._prepare = _function(self.job.prepare)
         loaded = load_graph(self.job.graph_file, self.job.overrides, self.job.scenario)
         whole = validate(loaded)
         cut = cut_for_shards(loaded, self.job.begin)
@@ -93,7 +96,15 @@ class ShardService:
         self._run = run
         await run.started()
         self._reader = asyncio.create_task(self._read(run), name=f"shard{self.index}:results")
-        return {"samples": len(labels), "val_map": str(getattr(dataset, "val_map", "") or "") or None}
+        info: dict[str, Any] = {
+            "samples": len(labels),
+            "val_map": str(getattr(dataset, "val_map", "") or "") or None,
+        }
+        return {**info, **_device_info(self.device)}
+
+    async def _op_echo(self, payload: Any) -> Any:
+        """The payload back, untouched: a health check, and what ``bench/scale.py transport`` times."""
+        return payload
 
     async def _op_load(self, indices: list[int]) -> int:
         wanted = sorted(set(indices) - self._samples.keys())
@@ -102,7 +113,10 @@ class ShardService:
             report = await loader.run(**self._start)
             if report.failures:
                 raise RuntimeError(f"loading samples failed: {report.failures[0]}")
-            for item in report.results:
+            items = list(report.results)
+            if self._prepare is not None:
+                items = list(self._prepare(items))
+            for item in items:
                 self._samples[cast(int, sample_of(item))] = item
         return len(wanted)
 
@@ -208,3 +222,25 @@ class ShardService:
             future = self._waiting.pop(cast(int, qid), None)
             if future is not None and not future.done():
                 future.set_result(None)
+
+
+def _function(ref: str | None) -> Any:
+    if not ref:
+        return None
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _device_info(device: int | None) -> dict[str, Any]:
+    """Which device this shard really has: the GPU's PCI bus id as CUDA reports it here (the shard sees
+    its GPU as device 0), and the pid; for a CPU shard the cores it is pinned to."""
+    import os
+
+    if device is None:
+        return {"pid": os.getpid(), "cores": sorted(os.sched_getaffinity(0))}
+    try:
+        import cupy
+
+        return {"pid": os.getpid(), "pci_bus_id": cupy.cuda.Device(0).pci_bus_id}
+    except Exception as exc:  # reported, not fatal: the graph itself says whether it can run
+        return {"pid": os.getpid(), "pci_bus_id": None, "device_error": f"{type(exc).__name__}: {exc}"}
