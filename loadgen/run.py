@@ -207,10 +207,13 @@ async def _test_in_process(
                     wait_us = server_wait_us(size, batch_s, settings, announce)
                     run.tune(split.first_sut_node, max_wait_us=wait_us)
                     extra["max_wait_us"] = wait_us
+                cpu_before = time.process_time()
                 with _frozen_gc(options.freeze_gc):
                     await asyncio.to_thread(
                         lg.StartTestWithLogSettings, sut, qsl, settings, log_settings, audit
                     )
+                # the parent's CPU during the test (LoadGen's threads included), for bench/scale.py
+                extra["test_cpu_s"] = time.process_time() - cpu_before
             finally:
                 bridge.closed = True
                 bridge.wake.set()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -235,10 +236,13 @@ async def test_sharded(
                 pump = helpers.create_task(bridge.pump(), name="loadgen:shard-pump")
                 watcher = helpers.create_task(_fail_bridge(pool, bridge), name="loadgen:shard-watch")
                 try:
+                    cpu_before = time.process_time()
                     with _frozen_gc(options.freeze_gc):
                         await asyncio.to_thread(
                             lg.StartTestWithLogSettings, sut, qsl, settings, log_settings, audit
                         )
+                    # the parent's CPU during the test (LoadGen's threads included), for bench/scale.py
+                    extra["test_cpu_s"] = time.process_time() - cpu_before
                 finally:
                     bridge.closed = True
                     bridge.wake.set()
