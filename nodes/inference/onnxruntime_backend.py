@@ -25,7 +25,11 @@ class OnnxRuntimeParams(EngineParams):
     model_config = ConfigDict(title="backend onnxruntime")
 
     backend: Literal["onnxruntime"] = "onnxruntime"
-    threads: int | None = Field(None, ge=1, description="intra-op threads per engine (default cores/engines)")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="intra-op threads per engine (default: the cores this process may use / engines)",
+    )
 
 
 class OrtEngine:
@@ -138,5 +142,6 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def load(cls, model: Path, params: Any, engine_index: int, context: Any) -> OrtEngine:
-        threads = params.threads or max(1, (os.cpu_count() or 1) // params.engine_num)
+        # the cores this process may use (a CPU shard is pinned to its share), not the machine's
+        threads = params.threads or max(1, len(os.sched_getaffinity(0)) // params.engine_num)
         return OrtEngine(model, threads, params.output, context.offload, f"ort[{engine_index}]")
