@@ -15,6 +15,7 @@ from typing import Any
 import networkx as nx
 
 from .errors import DependencyMissing
+from .shards.plan import shard_members
 from .validate import CheckedGraph
 
 __all__ = ["FORMATS", "export", "to_dot", "to_json", "to_mermaid"]
@@ -30,14 +31,28 @@ def _node_label(graph: CheckedGraph, name: str, throughput: Mapping[str, float] 
     return label
 
 
+def _shards(graph: CheckedGraph) -> tuple[set[str], str] | None:
+    return shard_members(graph.loaded.spec, graph.digraph)
+
+
 def to_dot(graph: CheckedGraph, throughput: Mapping[str, float] | None = None) -> str:
     lines = [
         f'digraph "{graph.name}" {{',
         "  rankdir=LR;",
         '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb"];',
     ]
+    shards = _shards(graph)
     for name in graph.topological_order():
-        lines.append(f'  "{name}" [label="{_node_label(graph, name, throughput)}"];')
+        if shards is None or name not in shards[0]:
+            lines.append(f'  "{name}" [label="{_node_label(graph, name, throughput)}"];')
+    if shards is not None:
+        lines.append(f'  subgraph cluster_shards {{\n    label="{shards[1]}";\n    style=dashed;')
+        lines += [
+            f'    "{name}" [label="{_node_label(graph, name, throughput)}"];'
+            for name in graph.topological_order()
+            if name in shards[0]
+        ]
+        lines.append("  }")
     for e in graph.edges:
         lines.append(
             f'  "{e.source}" -> "{e.target}" [label="{e.source_port}->{e.target_port}\\ncap {e.capacity}"];'
@@ -51,9 +66,18 @@ def to_mermaid(graph: CheckedGraph, throughput: Mapping[str, float] | None = Non
         return name.replace("-", "_")
 
     lines = ["flowchart LR"]
+    shards = _shards(graph)
     for name in graph.topological_order():
-        label = _node_label(graph, name, throughput).replace("\\n", "<br/>")
-        lines.append(f'    {ident(name)}["{label}"]')
+        if shards is None or name not in shards[0]:
+            label = _node_label(graph, name, throughput).replace("\\n", "<br/>")
+            lines.append(f'    {ident(name)}["{label}"]')
+    if shards is not None:
+        lines.append(f'    subgraph shards["{shards[1]}"]')
+        for name in graph.topological_order():
+            if name in shards[0]:
+                label = _node_label(graph, name, throughput).replace("\\n", "<br/>")
+                lines.append(f'        {ident(name)}["{label}"]')
+        lines.append("    end")
     for e in graph.edges:
         lines.append(
             f'    {ident(e.source)} -->|"{e.source_port}→{e.target_port} cap {e.capacity}"| {ident(e.target)}'
@@ -63,10 +87,15 @@ def to_mermaid(graph: CheckedGraph, throughput: Mapping[str, float] | None = Non
 
 def to_json(graph: CheckedGraph, throughput: Mapping[str, float] | None = None) -> str:
     g = nx.MultiDiGraph()
+    shards = _shards(graph)
+    if shards is not None:
+        g.graph["shards"] = shards[1]
     for name, node in graph.nodes.items():
         attrs: dict[str, Any] = {"type": node.cls.kind, "workers": node.workers}
         if throughput and name in throughput:
             attrs["items_per_s"] = throughput[name]
+        if shards is not None:
+            attrs["in_shards"] = name in shards[0]
         g.add_node(name, **attrs)
     for e in graph.edges:
         g.add_edge(

@@ -39,3 +39,21 @@ def test_svg_needs_graphviz_or_says_so(hello):
     else:
         with pytest.raises(DependencyMissing, match="Graphviz"):
             export(hello, "svg")
+
+
+def test_a_sharded_graph_is_drawn_with_its_shards_boxed_and_named():
+    from flowgraph import load_graph, validate
+    from flowgraph.export import to_dot, to_json, to_mermaid
+
+    checked = validate(load_graph("graphs/resnet50_offline.yaml", {"shards.devices": [0, 0, 1]}))
+    mermaid = to_mermaid(checked)
+    inside = mermaid.split('subgraph shards["', 1)[1].split("    end", 1)[0]
+    assert inside.startswith("x3 shards (GPU 0, GPU 0, GPU 1)")
+    assert "preprocess[" in inside and "postprocess[" in inside and "init[" not in inside
+    dot = to_dot(checked)
+    assert "subgraph cluster_shards" in dot and dot.index('"init" [') < dot.index("subgraph cluster_shards")
+    data = json.loads(to_json(checked))
+    assert data["graph"]["shards"].startswith("x3 shards")
+    assert {n["id"]: n["in_shards"] for n in data["nodes"]}["init"] is False
+    plain = validate(load_graph("graphs/resnet50_offline.yaml"))
+    assert "subgraph" not in to_mermaid(plain) and "cluster" not in to_dot(plain)

@@ -202,3 +202,19 @@ def _visible_gpus() -> int:
         return int(cupy.cuda.runtime.getDeviceCount())
     except Exception:  # no CuPy, no driver, no GPU: the CPU then
         return 0
+
+
+def shard_members(spec: Any, graph: nx.MultiDiGraph) -> tuple[set[str], str] | None:
+    """The nodes every shard runs (``begin`` and what follows) and a caption naming the shards and
+    their devices, for drawings; None for a graph without shards."""
+    shards = spec.shards
+    if shards is None:
+        return None
+    begin = shards.begin or default_begin(spec, graph)
+    if begin is None or begin not in graph:
+        return None
+    members = set(graph.nodes) - nx.ancestors(graph, begin)
+    devices = resolve_devices(shards)
+    where = ", ".join("cpu" if d is None else f"GPU {d}" for d in devices)
+    runner = "Ray actor" if shards.runner == "ray" else "process"
+    return members, f"x{len(devices)} shards ({where}), one {runner} each; the parent sends sample indices"
