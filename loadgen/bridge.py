@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol
 from flowgraph import Needs, Node, Port, WorkerIO, WorkerRule, node_type
 from flowgraph.nodes.payloads import Answers, Flush, Image, Prediction, Predictions
 
-__all__ = ["BRIDGE_KEY", "Bridge", "LoadgenComplete", "SampleStore"]
+__all__ = ["BRIDGE_KEY", "Bridge", "LoadgenComplete", "SampleStore", "complete_queries"]
 
 BRIDGE_KEY = "loadgen.bridge"
 """Where the harness puts the ``Bridge`` in the graph's shared objects, for ``LoadgenComplete``."""
@@ -50,6 +50,13 @@ class LoadgenComplete(Node):
         bridge = self.context.shared[BRIDGE_KEY]
         async for first in io.inbox:
             bridge.complete([first, *io.inbox.take_ready(1023)])
+
+
+def complete_queries(lg: Any, ids: list[int], answers: Any) -> None:
+    """Answer LoadGen's queries ``ids`` with ``answers`` (a contiguous float32 array, one each) in one
+    ``QuerySamplesComplete`` call; LoadGen copies the bytes during the call."""
+    base = answers.ctypes.data
+    lg.QuerySamplesComplete([lg.QuerySampleResponse(qid, base + 4 * i, 4) for i, qid in enumerate(ids)])
 
 
 class Bridge:
@@ -217,10 +224,7 @@ class Bridge:
         if not pairs:
             return
         ids = [qid for qid, _ in pairs]
-        answers = self._np.array([float(top1) for _, top1 in pairs], "<f4")
-        base = answers.ctypes.data
-        responses = [self.lg.QuerySampleResponse(qid, base + 4 * i, 4) for i, qid in enumerate(ids)]
-        self.lg.QuerySamplesComplete(responses)  # LoadGen copies the bytes during the call
+        complete_queries(self.lg, ids, self._np.array([float(top1) for _, top1 in pairs], "<f4"))
         self.outstanding.difference_update(ids)
         self.answered += len(ids)
 

@@ -207,18 +207,9 @@ async def _test_in_process(
                     wait_us = server_wait_us(size, batch_s, settings, announce)
                     run.tune(split.first_sut_node, max_wait_us=wait_us)
                     extra["max_wait_us"] = wait_us
-                cpu_before = time.process_time()
-                with _frozen_gc(options.freeze_gc):
-                    await asyncio.to_thread(
-                        lg.StartTestWithLogSettings, sut, qsl, settings, log_settings, audit
-                    )
-                # the parent's CPU during the test (LoadGen's threads included), for bench/scale.py
-                extra["test_cpu_s"] = time.process_time() - cpu_before
+                await timed_test(lg, (sut, qsl, settings, log_settings, audit), options, extra)
             finally:
-                bridge.closed = True
-                bridge.wake.set()
-                await asyncio.gather(pump, return_exceptions=True)
-                watcher.cancel()
+                await stop_helpers(bridge, pump, watcher)
             if bridge.failure is not None:
                 raise bridge.failure
     except BaseException as exc:
@@ -232,6 +223,23 @@ async def _test_in_process(
     if error is not None:
         raise error
     return run.report, extra, library.val_map
+
+
+async def timed_test(lg: Any, test: tuple[Any, ...], options: LoadgenOptions, extra: dict[str, Any]) -> None:
+    """LoadGen's test (``StartTestWithLogSettings(*test)``) in its own thread, the collector frozen
+    around it, and the parent's CPU during it (LoadGen's threads included) in ``extra["test_cpu_s"]``."""
+    cpu_before = time.process_time()
+    with _frozen_gc(options.freeze_gc):
+        await asyncio.to_thread(lg.StartTestWithLogSettings, *test)
+    extra["test_cpu_s"] = time.process_time() - cpu_before
+
+
+async def stop_helpers(bridge: Any, pump: asyncio.Task[Any], watcher: asyncio.Task[Any]) -> None:
+    """After the test: the pump sends what it still holds and ends; the watcher is no longer needed."""
+    bridge.closed = True
+    bridge.wake.set()
+    await asyncio.gather(pump, return_exceptions=True)
+    watcher.cancel()
 
 
 def log_settings_for(lg: Any, log_dir: Path, options: LoadgenOptions) -> tuple[Any, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from flowgraph import Graph, GraphStopped, validate
 from flowgraph.errors import first_failure
 from flowgraph.shards.pool import ShardPool
 
+from .bridge import complete_queries
 from .options import LoadgenOptions
 
 __all__ = ["ShardBridge", "test_sharded", "to_device", "top1_answers"]
@@ -144,11 +144,7 @@ class ShardBridge:
             values = values[mask]
         if not kept:
             return
-        answers = np.ascontiguousarray(values, "<f4")
-        base = answers.ctypes.data
-        self.lg.QuerySamplesComplete(
-            [self.lg.QuerySampleResponse(q, base + 4 * k, 4) for k, q in enumerate(kept)]
-        )
+        complete_queries(self.lg, kept, np.ascontiguousarray(values, "<f4"))
         self.outstanding.difference_update(kept)
         self.answered += len(kept)
 
@@ -190,7 +186,7 @@ async def test_sharded(
     from flowgraph.shards.plan import resolve_devices
     from flowgraph.shards.run import open_pool, shard_job
 
-    from .run import _frozen_gc, log_settings_for, server_wait_us, sut_batching
+    from .run import log_settings_for, server_wait_us, stop_helpers, sut_batching, timed_test
 
     shards = loaded.spec.shards
     devices = resolve_devices(shards)
@@ -236,18 +232,9 @@ async def test_sharded(
                 pump = helpers.create_task(bridge.pump(), name="loadgen:shard-pump")
                 watcher = helpers.create_task(_fail_bridge(pool, bridge), name="loadgen:shard-watch")
                 try:
-                    cpu_before = time.process_time()
-                    with _frozen_gc(options.freeze_gc):
-                        await asyncio.to_thread(
-                            lg.StartTestWithLogSettings, sut, qsl, settings, log_settings, audit
-                        )
-                    # the parent's CPU during the test (LoadGen's threads included), for bench/scale.py
-                    extra["test_cpu_s"] = time.process_time() - cpu_before
+                    await timed_test(lg, (sut, qsl, settings, log_settings, audit), options, extra)
                 finally:
-                    bridge.closed = True
-                    bridge.wake.set()
-                    await asyncio.gather(pump, return_exceptions=True)
-                    watcher.cancel()
+                    await stop_helpers(bridge, pump, watcher)
             if bridge.failure is not None:
                 raise bridge.failure
         except BaseException as exc:
