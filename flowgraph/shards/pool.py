@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import multiprocessing
 import shutil
+import signal
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -134,12 +135,18 @@ class ProcessShardPool(ShardPool):
         path = str(self._folder / "shards.sock")
         self._server = await asyncio.start_unix_server(self._accept, path, limit=1 << 24)
         context = multiprocessing.get_context("spawn")
-        for index, device in enumerate(self.devices):
-            process = context.Process(
-                target=worker.main, args=(path, index, device, self.job), name=f"flowgraph-shard-{index}"
-            )
-            process.start()
-            self._processes.append(process)
+        # multiprocessing's resource tracker unblocks SIGINT and SIGTERM in this thread when it starts,
+        # undoing the CLI's handling of them (flowgraph.interrupts): keep this thread's mask as it was
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        try:
+            for index, device in enumerate(self.devices):
+                process = context.Process(
+                    target=worker.main, args=(path, index, device, self.job), name=f"flowgraph-shard-{index}"
+                )
+                process.start()
+                self._processes.append(process)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
         while len(self._links) < len(self.devices):
             dead = [i for i, p in enumerate(self._processes) if p.exitcode is not None]

@@ -112,3 +112,38 @@ def test_the_command_line_names_the_failing_shard(tmp_path, dataset, capsys, no_
     code = main(["run", str(die_graph(tmp_path, dataset, "raise")), "--quiet"])
     err = capsys.readouterr().err
     assert code == 1 and "node 'die'" in err and "told to fail on sample 13" in err
+
+
+def test_ctrl_c_stops_sending_lets_the_shards_finish_and_leaves_nothing(tmp_path, dataset):
+    import signal
+
+    from cli_process import start_cli
+
+    graph = tmp_path / "slow.yaml"
+    graph.write_text(
+        f"""
+nodes:
+  init: {{type: imagenet, params: {{path: "{dataset}"}}}}
+  slow: {{type: "fixture_nodes:Slow", params: {{seconds: 0.2}}}}
+  out: {{type: collect}}
+edges:
+  - {{from: init, to: slow}}
+  - {{from: slow, to: out}}
+shards: {{devices: 2, batch: 2, credit: 1}}
+"""
+    )
+    before = set(Path(tempfile.gettempdir()).glob("flowgraph-shards-*"))
+    proc = start_cli("run", str(graph), "--progress-every", "0.1")
+    try:
+        deadline = time.monotonic() + 60
+        line = ""
+        while "samples answered" not in line and time.monotonic() < deadline:
+            line = proc.stderr.readline()  # the first batches came back: the shards are running
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    assert "no more batches sent" in err and "stopped by Ctrl-C" in err
+    assert "not sent" in err  # what was never sent is said, not lost
+    assert set(Path(tempfile.gettempdir()).glob("flowgraph-shards-*")) == before
