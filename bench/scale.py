@@ -173,7 +173,7 @@ def gpu(shards: list[int], qps: float, server_qps: list[float], seconds: float) 
             time_s=seconds,
         )
         p90 = float(next((v for k, v in ss.metrics.items() if k.startswith("90")), "nan")) / 1e6
-        for target, p99, valid in rows:
+        for target, p99, valid in rows or [(float("nan"), float("nan"), None)]:
             print(
                 f"| {n} | {rate:,.0f} | {rate / ceiling:.2f} | {target:,.0f} | {p99:.2f} | {valid} | {p90:.3f} |",
                 flush=True,
@@ -189,7 +189,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=600)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--server-qps", type=float, nargs="+", default=[20000])
+    parser.add_argument("--server-qps", type=float, nargs="*", default=[20000], help="none: no Server runs")
     parser.add_argument("--seconds", type=float, default=5)
     args = parser.parse_args()
     if args.part == "transport":
