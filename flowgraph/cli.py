@@ -121,6 +121,8 @@ def build_parser(harnesses: Sequence[Harness] | None = None) -> argparse.Argumen
         metavar="SECONDS",
         help="when stderr is not a terminal (piped, nohup, CI): a progress line this often (0: none)",
     )
+    p.add_argument("--metrics", type=Path, help="write the run's figures as JSON lines here, as it runs")
+    p.add_argument("--metrics-every", type=float, default=1.0, metavar="SECONDS", help="--metrics interval")
     for harness in harnesses:
         harness.add_arguments(p.add_argument_group(harness.name))
     p.set_defaults(handler=functools.partial(cmd_run, harnesses=harnesses))
@@ -195,8 +197,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def check_report_path(path: Path | None) -> None:
-    """Refuse a ``--report`` that cannot be written before the run, so no run is lost to it."""
+def check_report_path(path: Path | None, flag: str = "--report") -> None:
+    """Refuse a ``--report`` (or ``flag``) that cannot be written before the run, so no run is lost to it."""
     if path is None:
         return
     problem = None
@@ -207,7 +209,7 @@ def check_report_path(path: Path | None) -> None:
     elif not os.access(path if path.exists() else path.parent, os.W_OK):
         problem = f"cannot write {path}: permission denied"
     if problem:
-        raise GraphFileError([Issue("--report", None, None, problem)])
+        raise GraphFileError([Issue(flag, None, None, problem)])
 
 
 @contextlib.contextmanager
@@ -239,6 +241,11 @@ async def tick_until_done(future: asyncio.Future[T], every_s: float, tick: Calla
 
 def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
     check_report_path(args.report)
+    check_report_path(args.metrics, "--metrics")
+    if not args.metrics_every > 0:
+        raise GraphFileError(
+            [Issue("--metrics-every", None, None, f"must be above 0 seconds, got {args.metrics_every}")]
+        )
     chosen = [h for h in harnesses if h.selected(args)]
     if len(chosen) > 1:
         raise ValueError(
@@ -251,7 +258,15 @@ def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
         if graph.checked.loaded.spec.shards is not None:
             report = run_event_loop(_run_sharded(args, quiet=args.quiet, every_s=args.progress_every))
         else:
-            report = run_event_loop(_run_with_progress(graph, quiet=args.quiet, every_s=args.progress_every))
+            report = run_event_loop(
+                _run_with_progress(
+                    graph,
+                    quiet=args.quiet,
+                    every_s=args.progress_every,
+                    metrics=args.metrics,
+                    metrics_every=args.metrics_every,
+                )
+            )
     if not args.quiet:
         print_report(report)
     if args.report:
@@ -338,10 +353,22 @@ async def _run_sharded(args: argparse.Namespace, quiet: bool, every_s: float) ->
         return await running
 
 
-async def _run_with_progress(graph: Graph, quiet: bool, every_s: float = 10.0) -> Report:
+async def _run_with_progress(
+    graph: Graph, quiet: bool, every_s: float = 10.0, metrics: Path | None = None, metrics_every: float = 1.0
+) -> Report:
+    from .timeseries import MetricsWriter
+
     async with graph.start(announce=lambda msg: console.print(msg, highlight=False, markup=False)) as run:
-        with interrupts(run):
-            return await _progress(graph, run, quiet, every_s)
+        writer = (
+            asyncio.create_task(MetricsWriter(run.runtime, metrics, metrics_every).run()) if metrics else None
+        )
+        try:
+            with interrupts(run):
+                return await _progress(graph, run, quiet, every_s)
+        finally:
+            if writer is not None:
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -142,6 +142,13 @@ class Runtime:
             em.high_water = max(c.high_water for c in channels)
         return [run.metrics for run in self._runs.values()]
 
+    def queue_fill(self) -> dict[str, tuple[int, int]]:
+        """Each edge's items queued now and its capacity (a partitioned edge: its queues summed)."""
+        return {
+            em.label: (sum(len(c) for c in channels), em.capacity * len(channels))
+            for em, channels in self._edge_channels
+        }
+
     def sources(self) -> list[str]:
         """Nodes that take no input edges: samples enter the graph there."""
         return [name for name, run in self._runs.items() if not run.inputs]

@@ -88,3 +88,37 @@ def test_a_piped_run_prints_plain_progress_lines_with_an_eta(tmp_path):
     lines = [line for line in err.splitlines() if line.startswith("graph: ") and "samples" in line]
     assert len(lines) >= 2, err
     assert "/150 samples" in lines[0] and "/s" in lines[0] and "ETA" in lines[0]
+
+
+def test_metrics_writes_a_time_series_of_the_run_as_json_lines(tmp_path):
+    import json
+
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "nodes:\n  a: {type: source, params: {range: 40}}\n"
+        "  s: {type: 'fixture_nodes:Slow', params: {seconds: 0.01}}\n  c: {type: discard}\n"
+        "edges: [{from: a, to: s, capacity: 8}, {from: s, to: c}]\n"
+    )
+    out = tmp_path / "m.jsonl"
+    assert main(["run", str(graph), "--quiet", "--metrics", str(out), "--metrics-every", "0.05"]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) >= 3  # several intervals, and the last line at the end
+    times = [line["t_s"] for line in lines]
+    assert times == sorted(times)
+    last = lines[-1]
+    assert last["nodes"]["s"]["items_out"] == 40 and last["nodes"]["c"]["items_in"] == 40
+    assert any(line["nodes"]["s"]["items_per_s"] > 0 for line in lines)
+    assert any(0 < line["nodes"]["s"]["busy_pct"] <= 100 for line in lines)
+    edge = next(iter(k for k in last["edges"] if k.startswith("a")))
+    assert all(line["edges"][edge]["queued"] <= line["edges"][edge]["capacity"] == 8 for line in lines)
+    assert max(line["edges"][edge]["queued"] for line in lines) > 0  # the slow node backs its queue up
+
+
+def test_metrics_that_cannot_be_written_or_a_bad_interval_are_refused_before_the_run(tmp_path, capsys):
+    assert main(["run", "graphs/hello.yaml", "--metrics", str(tmp_path / "no" / "m.jsonl")]) == 2
+    assert "--metrics" in capsys.readouterr().err
+    assert (
+        main(["run", "graphs/hello.yaml", "--metrics", str(tmp_path / "m.jsonl"), "--metrics-every", "0"])
+        == 2
+    )
+    assert "--metrics-every" in capsys.readouterr().err
