@@ -102,6 +102,8 @@ class NodeMetrics:
             "wait_out_s": round(self.wait_out_s, 6),
             "utilization": round(self.busy / (span * self.workers), 4) if self.finished else 0.0,
             "items_per_s": round(self.items_out / span, 2) if self.finished else 0.0,
+            # a sink sends nothing: its rate is the samples it took (counted at sinks and sources only)
+            "rate_per_s": round((self.items_out or self.samples_in) / span, 2) if self.finished else 0.0,
             "latency_ms": {k: round(v * 1e3, 4) for k, v in lat.items()},
         }
 

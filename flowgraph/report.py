@@ -141,11 +141,11 @@ class Report:
             box=box.SIMPLE_HEAD,
             padding=(0, 1),
             pad_edge=False,
-            caption="in/out: items taken and sent (a batch counts once); busy: % of the workers' time; "
-            "wait in/out: s per worker blocked on an empty input / a full output; p50/p99: ms per item",
+            caption="in/out: items taken and sent (a batch counts once); rate: out/s (a sink: in/s); busy: % of the workers' time; wait in/out: s "
+            "per worker blocked on an empty input / a full output; p50/p99: ms per item",
         )
         columns = ["node", "in", "out", *(["failed"] if failed else [])]
-        columns += ["items/s", "busy", "wait in", "wait out", "p50", "p99"]
+        columns += ["rate", "busy", "wait in", "wait out", "p50", "p99"]
         for col in columns:
             table.add_column(col, justify="left" if col == "node" else "right", no_wrap=True)
         for n in self.nodes:
@@ -154,7 +154,7 @@ class Report:
             row = [name, str(n["items_in"]), str(n["items_out"])]
             row += [str(n["failed"])] if failed else []
             row += [
-                _short(n["items_per_s"]),
+                _short(n.get("rate_per_s", n["items_per_s"])),
                 f"{100 * n['utilization']:.0f}",
                 _short(n["wait_in_s"] / workers),
                 _short(n["wait_out_s"] / workers),

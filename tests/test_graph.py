@@ -203,3 +203,10 @@ def test_the_report_shows_each_queue_s_high_water_mark_against_its_capacity():
     assert "queues" in text and "high water" in text
     for edge in report.edges:
         assert edge["edge"] in text and 0 <= edge["high_water"] <= edge["capacity"]
+
+
+def test_a_sink_s_rate_is_what_it_took_not_the_nothing_it_sent():
+    report = Graph.from_yaml("graphs/hello.yaml", overrides={"count": 200}).run_sync()
+    sink = report.node("results")
+    assert sink["items_per_s"] == 0 and sink["rate_per_s"] > 0
+    assert report.node("factorial")["rate_per_s"] == report.node("factorial")["items_per_s"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -193,11 +194,21 @@ def test_test01_and_test04_pass_on_the_cpu_pipeline_and_are_laid_out_for_the_che
 ):
     """The pruned ResNet50 (compute-bound like the real model, so a same-sample run gains nothing from
     the cache); the references are run by the first audit and reused by the second."""
-    assert audit(tmp_path, dataset, pruned_model, "TEST01") == 0, capsys.readouterr().out
-    assert "TEST01 Offline: PASS" in capsys.readouterr().out
-    assert audit(tmp_path, dataset, pruned_model, "TEST04") == 0, capsys.readouterr().out
-    assert "TEST04 Offline: PASS" in capsys.readouterr().out
     root = tmp_path / "Offline"
+    for attempt in (1, 2):
+        # A run's speed on a shared 2-core machine can swing past the 10% bound when something else runs
+        # (it did once in CI, beside another test process): a performance-only FAIL is retried once from
+        # fresh references. The accuracy check is never retried.
+        outcomes = []
+        for test in ("TEST01", "TEST04"):
+            code = audit(tmp_path, dataset, pruned_model, test)
+            outcomes.append((test, code, capsys.readouterr().out))
+        if all(code == 0 for _, code, _ in outcomes) or attempt == 2:
+            break
+        assert all("accuracy: fail" not in out for _, _, out in outcomes), outcomes
+        shutil.rmtree(root)
+    for test, code, out in outcomes:
+        assert code == 0 and f"{test} Offline: PASS" in out, out
     for path in (
         "performance/run_1/mlperf_log_detail.txt",
         "accuracy/mlperf_log_accuracy.json",
