@@ -11,7 +11,7 @@ import contextlib
 import gc
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,18 @@ async def run_loadgen(
         from .sharded import test_sharded
 
         report, extra, val_map = await test_sharded(
-            lg, graph_file, overrides, options, loaded, split, settings, log_dir, announce, cache_dir, control
+            lg,
+            graph_file,
+            overrides,
+            options,
+            loaded,
+            split,
+            back,
+            settings,
+            log_dir,
+            announce,
+            cache_dir,
+            control,
         )
     else:
         report, extra, val_map = await _test_in_process(
@@ -201,12 +212,19 @@ async def _test_in_process(
             watcher = helpers.create_task(_watch(run, bridge), name="loadgen:watch")
             try:
                 size, tune = sut_batching(back, split.first_sut_node, options)
-                rounds = max(options.warm_up_batches, 1 if tune else 0)
-                batch_s = await _warm_up(run, bridge, size, rounds) if rounds else 0.0
-                if tune:
-                    wait_us = server_wait_us(size, batch_s, settings, announce)
+
+                async def tune_wait(wait_us: float) -> None:
                     run.tune(split.first_sut_node, max_wait_us=wait_us)
-                    extra["max_wait_us"] = wait_us
+
+                await warm_up_and_tune(
+                    lambda rounds: _warm_up(run, bridge, size, rounds),
+                    tune_wait if tune else None,
+                    size,
+                    options,
+                    settings,
+                    announce,
+                    extra,
+                )
                 await timed_test(lg, (sut, qsl, settings, log_settings, audit), options, extra)
             finally:
                 await stop_helpers(bridge, pump, watcher)
@@ -326,6 +344,27 @@ async def _warm_up(run: Run, bridge: Bridge, size: int, rounds: int) -> float:
         await _until_set_or_failed(bridge.warmup_done, run)
         batch_s = min(batch_s, time.perf_counter() - t0)
     return batch_s
+
+
+async def warm_up_and_tune(
+    warm: Callable[[int], Awaitable[float]],
+    tune: Callable[[float], Awaitable[None]] | None,
+    size: int,
+    options: LoadgenOptions,
+    settings: Any,
+    announce: Callable[[str], None],
+    extra: dict[str, Any],
+) -> None:
+    """Before LoadGen's clock: ``warm(rounds)`` full batches (returning the fastest one's time), then,
+    if ``tune`` is given (a Server batcher with a deadline), the derived deadline handed to it."""
+    rounds = max(options.warm_up_batches, 1 if tune else 0)
+    if not rounds:
+        return
+    batch_s = await warm(rounds)
+    if tune is not None:
+        wait_us = server_wait_us(size, batch_s, settings, announce)
+        await tune(wait_us)
+        extra["max_wait_us"] = wait_us
 
 
 def server_wait_us(size: int, batch_s: float, settings: Any, announce: Callable[[str], None]) -> float:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from flowgraph import Graph, GraphStopped, validate
+from flowgraph import Graph, GraphStopped
 from flowgraph.errors import first_failure
 from flowgraph.shards.pool import ShardPool
 
@@ -175,6 +175,7 @@ async def test_sharded(
     options: LoadgenOptions,
     loaded: Any,
     split: Any,
+    back: Graph,
     settings: Any,
     log_dir: Path,
     announce: Callable[[str], None],
@@ -186,12 +187,11 @@ async def test_sharded(
     from flowgraph.shards.plan import resolve_devices
     from flowgraph.shards.run import open_pool, shard_job
 
-    from .run import log_settings_for, server_wait_us, stop_helpers, sut_batching, timed_test
+    from .run import log_settings_for, stop_helpers, sut_batching, timed_test, warm_up_and_tune
 
     shards = loaded.spec.shards
     devices = resolve_devices(shards)
     on_device = bool((loaded.spec.params.get("loadgen") or {}).get("start_from_device", False))
-    back = Graph(validate(split.back, check_environment=False))
     size, tune = sut_batching(back, split.first_sut_node, options)
     dispatch = max(shards.batch, size)
     job = shard_job(
@@ -221,13 +221,16 @@ async def test_sharded(
         )
         log_settings, audit = log_settings_for(lg, log_dir, options)
         try:
-            rounds = max(options.warm_up_batches, 1 if tune else 0)
-            if rounds:
-                batch_s = max(await pool.broadcast("warm", (rounds, size)))
-                if tune:
-                    wait_us = server_wait_us(size, batch_s, settings, announce)
-                    await pool.broadcast("tune", (split.first_sut_node, {"max_wait_us": wait_us}))
-                    extra["max_wait_us"] = wait_us
+
+            async def warm(rounds: int) -> float:  # the slowest shard's fastest batch
+                return float(max(await pool.broadcast("warm", (rounds, size))))
+
+            async def tune_wait(wait_us: float) -> None:
+                await pool.broadcast("tune", (split.first_sut_node, {"max_wait_us": wait_us}))
+
+            await warm_up_and_tune(
+                warm, tune_wait if tune else None, size, options, settings, announce, extra
+            )
             async with asyncio.TaskGroup() as helpers:
                 pump = helpers.create_task(bridge.pump(), name="loadgen:shard-pump")
                 watcher = helpers.create_task(_fail_bridge(pool, bridge), name="loadgen:shard-watch")

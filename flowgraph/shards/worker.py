@@ -71,22 +71,23 @@ async def _serve(path: str, index: int, device: int | None, job: Any) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):  # the parent has gone: nobody to tell
             await link.send(reply)
 
+    async def cancel_requests() -> None:
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     try:
         while True:
             seq, op, payload = await link.receive()
             if op == "close":
-                for task in list(tasks):
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await cancel_requests()
                 await answer(seq, op, payload)
                 return
             task = asyncio.create_task(answer(seq, op, payload))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
     except LinkClosed:  # the parent went away (or closed after a failure): stop
-        for task in list(tasks):
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_requests()
         with contextlib.suppress(Exception):
             await service.handle("close", None)
     finally:
