@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flowgraph import GraphFileError, LoadedGraph
+from flowgraph.shards.plan import cut_at_edge
 from flowgraph.spec import EdgeSpec, NodeSpec, PortRef
 
 __all__ = ["COMPLETE", "ISSUE", "QSL_OUT", "LoadgenSplit", "split_for_loadgen"]
@@ -63,19 +64,8 @@ def split_for_loadgen(loaded: LoadedGraph) -> LoadgenSplit:
             ]
         )
     cut = crossing[0]
-    front_nodes = {n: s for n, s in spec.nodes.items() if n in qsl}
-    front_nodes[QSL_OUT] = NodeSpec.model_validate({"type": "collect"})
-    front_edges = [e for e in spec.edges if e.source.node in qsl and e.target.node in qsl]
-    front_edges.append(
-        EdgeSpec.model_validate({"from": cut.source, "to": PortRef(node=QSL_OUT), "capacity": cut.capacity})
-    )
-    back_nodes = {n: s for n, s in spec.nodes.items() if n not in qsl}
-    back_nodes[ISSUE] = NodeSpec.model_validate({"type": "input"})
+    (front_nodes, front_edges), (back_nodes, back_edges) = cut_at_edge(spec, qsl, cut, QSL_OUT, ISSUE)
     back_nodes[COMPLETE] = NodeSpec.model_validate({"type": "loadgen_complete"})
-    back_edges = [e for e in spec.edges if e.source.node not in qsl]
-    back_edges.append(
-        EdgeSpec.model_validate({"from": PortRef(node=ISSUE), "to": cut.target, "capacity": cut.capacity})
-    )
     back_edges.append(
         EdgeSpec.model_validate({"from": PortRef(node=after), "to": PortRef(node=COMPLETE), "capacity": 1024})
     )

@@ -26,6 +26,7 @@ __all__ = [
     "SHARD_OUT",
     "ShardCut",
     "check_shards",
+    "cut_at_edge",
     "cut_for_shards",
     "resolve_devices",
 ]
@@ -123,6 +124,28 @@ class ShardCut:
     begin: str
 
 
+def cut_at_edge(
+    spec: Any, front_nodes: set[str], cut: EdgeSpec, collector: str, feed: str
+) -> tuple[tuple[dict[str, NodeSpec], list[EdgeSpec]], tuple[dict[str, NodeSpec], list[EdgeSpec]]]:
+    """A graph cut in two at edge ``cut``: (nodes, edges) of the front (``front_nodes``, ending in a
+    ``collect`` node named ``collector`` where the cut edge left) and of the back (the rest, fed by an
+    ``input`` node named ``feed`` where the cut edge arrived). Pure spec → spec: shards and LoadGen's
+    QSL split both cut this way."""
+    front = {n: s for n, s in spec.nodes.items() if n in front_nodes}
+    front[collector] = NodeSpec.model_validate({"type": "collect"})
+    front_edges = [e for e in spec.edges if e.source.node in front_nodes and e.target.node in front_nodes]
+    front_edges.append(
+        EdgeSpec.model_validate({"from": cut.source, "to": PortRef(node=collector), "capacity": cut.capacity})
+    )
+    back = {n: s for n, s in spec.nodes.items() if n not in front_nodes}
+    back[feed] = NodeSpec.model_validate({"type": "input"})
+    back_edges = [e for e in spec.edges if e.source.node not in front_nodes]
+    back_edges.append(
+        EdgeSpec.model_validate({"from": PortRef(node=feed), "to": cut.target, "capacity": cut.capacity})
+    )
+    return (front, front_edges), (back, back_edges)
+
+
 def cut_for_shards(loaded: LoadedGraph, begin: str | None = None) -> ShardCut:
     """Cut at ``begin`` (default: ``shards.begin``, else the node the source feeds). Pure spec → spec;
     the whole graph is validated before, so the cut's shape is known to be right."""
@@ -134,20 +157,7 @@ def cut_for_shards(loaded: LoadedGraph, begin: str | None = None) -> ShardCut:
     assert begin is not None and begin in graph, "validate the graph before cutting it"
     loader_nodes = nx.ancestors(graph, begin)
     cut = next(e for e in spec.edges if e.source.node in loader_nodes and e.target.node == begin)
-    front = {n: s for n, s in spec.nodes.items() if n in loader_nodes}
-    front[LOADER_OUT] = NodeSpec.model_validate({"type": "collect"})
-    front_edges = [e for e in spec.edges if e.source.node in loader_nodes and e.target.node in loader_nodes]
-    front_edges.append(
-        EdgeSpec.model_validate(
-            {"from": cut.source, "to": PortRef(node=LOADER_OUT), "capacity": cut.capacity}
-        )
-    )
-    rest = {n: s for n, s in spec.nodes.items() if n not in loader_nodes}
-    rest[SHARD_IN] = NodeSpec.model_validate({"type": "input"})
-    rest_edges = [e for e in spec.edges if e.source.node not in loader_nodes]
-    rest_edges.append(
-        EdgeSpec.model_validate({"from": PortRef(node=SHARD_IN), "to": cut.target, "capacity": cut.capacity})
-    )
+    (front, front_edges), (rest, rest_edges) = cut_at_edge(spec, loader_nodes, cut, LOADER_OUT, SHARD_IN)
     # What answers: the outputs no edge takes (a node whose results would otherwise be dropped), collected
     # so that the shard can send them back.
     # (A collect node the graph has already delivers its items; a graph without free outputs needs none.)
