@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from typing import Any
 
 from .errors import RegistryError
@@ -81,12 +82,34 @@ def import_reference(ref: str, what: str) -> Any:
     """The object ``module:attr`` names, imported only if the module is allowed (``check_reference``)."""
     module_name, attr_path = check_reference(ref, what)
     try:
-        target: Any = importlib.import_module(module_name)
+        target: Any = _import_allowed(module_name)
     except ImportError as exc:
-        raise RegistryError(f"cannot import module {module_name!r} for {what} {ref!r}: {exc}") from exc
+        raise RegistryError(
+            f"cannot import module {module_name!r} for {what} {ref!r}: {exc} (searched the installed "
+            f"packages, then the current folder {os.getcwd()})"
+        ) from exc
     for part in attr_path.split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
             raise RegistryError(f"{module_name!r} has no attribute {attr_path!r} ({what} {ref!r})") from None
     return target
+
+
+def _import_allowed(module_name: str) -> Any:
+    """Import a module the run allows; one not installed is looked for in the current folder too.
+
+    Why: ``flowgraph`` is a console script, so unlike ``python -m`` its import path lacks the folder
+    it was started in, and a user's ``mynodes.py`` next to the graph would not import. The folder is
+    searched last (installed packages win, nothing there shadows them) and only for modules the trust
+    rule already let through: a graph cannot make the engine import an arbitrary file from it."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = module_name.split(".")[0]
+        here = os.getcwd()
+        if exc.name != top or here in sys.path or "" in sys.path:
+            raise
+    sys.path.append(here)
+    importlib.invalidate_caches()
+    return importlib.import_module(module_name)

@@ -7,8 +7,9 @@ only run once the earlier ones they rely on (types resolved, params parsed) have
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
@@ -20,6 +21,7 @@ from .load import LoadedGraph, SourceMap
 from .node import Node
 from .registry import resolve
 from .shards.plan import check_shards
+from .trust import UntrustedCode
 
 __all__ = ["CheckedEdge", "CheckedGraph", "CheckedNode", "validate"]
 
@@ -56,6 +58,8 @@ class CheckedGraph:
     nodes: dict[str, CheckedNode]
     edges: list[CheckedEdge]
     digraph: nx.MultiDiGraph
+    warnings: list[Issue] = field(default_factory=list)
+    """What is allowed but unchecked (an ``object`` output feeding a typed input): shown, not refused."""
 
     @property
     def name(self) -> str:
@@ -89,14 +93,17 @@ def validate(
         for name, node in (known or {}).items()
         if name in loaded.spec.nodes and _same_node(loaded, name, node)
     }
+    # Every rule that can run does, so one pass names every problem: a node whose type did not resolve
+    # is left out of the rules about its params and ports, not allowed to hide the other nodes' issues.
     classes, issues = _resolve_types(loaded, src, reuse)
-    if issues:
-        raise GraphValidationError(issues)
-    nodes, issues = _parse_params_and_workers(loaded, classes, src, reuse)
-    edges, edge_issues = _resolve_edges(loaded, classes, src)
+    unresolved = set(loaded.spec.nodes) - set(classes)
+    params_ok, param_issues = _parse_params_and_workers(loaded, classes, src, reuse)
+    nodes = params_ok
+    issues += param_issues
+    edges, edge_issues = _resolve_edges(loaded, classes, src, unresolved)
     issues += edge_issues
-    if not issues:
-        issues += _check_port_types(edges, classes, loaded, src)
+    issues += _check_port_types(edges, classes, loaded, src)
+    if not edge_issues and not unresolved:
         issues += _check_connections(edges, classes, src)
     graph = _digraph(loaded, edges)
     issues += _check_cycles(graph, src)
@@ -107,8 +114,8 @@ def validate(
     if check_environment and not issues:
         issues += _check_environment({n: c for n, c in nodes.items() if n not in reuse}, src)
     if issues:
-        raise GraphValidationError(issues)
-    return CheckedGraph(loaded, nodes, edges, graph)
+        raise GraphValidationError(sorted(issues, key=lambda i: (i.file, i.line or 0)))  # in file order
+    return CheckedGraph(loaded, nodes, edges, graph, _untyped_feeds(edges, classes, loaded, src))
 
 
 # --- rules ------------------------------------------------------------------------------------------
@@ -132,7 +139,18 @@ def _resolve_types(
         if name in reuse:
             continue
         try:
-            classes[name] = resolve(node.type)
+            cls = resolve(node.type)
+        except UntrustedCode as exc:
+            top = node.type.partition(":")[0].split(".")[0]
+            issues.append(
+                src.issue(
+                    ("nodes", name, "type"),
+                    str(exc),
+                    node=name,
+                    fix=f"if you trust {top}, allow it: --allow-module {top} (see the README's trust model)",
+                )
+            )
+            continue
         except RegistryError as exc:
             issues.append(
                 src.issue(
@@ -142,7 +160,32 @@ def _resolve_types(
                     fix="run `flowgraph nodes` to list the registered types",
                 )
             )
+            continue
+        not_async = _not_async(cls)
+        if not_async:
+            issues.append(
+                src.issue(
+                    ("nodes", name, "type"),
+                    f"{cls.__qualname__}.{not_async[0]} is a plain function, but the engine awaits it "
+                    f"(not async: {', '.join(not_async)})",
+                    node=name,
+                    fix=f"write `async def {not_async[0]}(...)`; put blocking work in "
+                    "`await self.offload(fn, *args)` so it runs in the node's threads",
+                )
+            )
+            continue
+        classes[name] = cls
     return classes, issues
+
+
+AWAITED_METHODS = ("process", "run", "setup", "teardown")
+"""Node methods the engine awaits: a plain ``def`` there fails only when the first item arrives."""
+
+
+def _not_async(cls: type[Node]) -> list[str]:
+    return [
+        method for method in AWAITED_METHODS if not inspect.iscoroutinefunction(getattr(cls, method, None))
+    ]
 
 
 def _parse_params_and_workers(
@@ -151,7 +194,7 @@ def _parse_params_and_workers(
     nodes: dict[str, CheckedNode] = dict(reuse)
     issues: list[Issue] = []
     for name, node in loaded.spec.nodes.items():
-        if name in reuse:
+        if name in reuse or name not in classes:  # a type that did not resolve is already reported
             continue
         cls = classes[name]
         try:
@@ -265,8 +308,12 @@ def _pick_port(
 
 
 def _resolve_edges(
-    loaded: LoadedGraph, classes: dict[str, type[Node]], src: SourceMap
+    loaded: LoadedGraph,
+    classes: dict[str, type[Node]],
+    src: SourceMap,
+    unresolved: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> tuple[list[CheckedEdge], list[Issue]]:
+    """``unresolved``: nodes whose type failed (already reported): their edges are skipped quietly."""
     edges: list[CheckedEdge] = []
     issues: list[Issue] = []
     names = list(loaded.spec.nodes)
@@ -274,6 +321,9 @@ def _resolve_edges(
         ends: list[str | None] = []
         for key, ref, side in (("from", edge.source, "output"), ("to", edge.target, "input")):
             path = ("edges", i, key)
+            if ref.node in unresolved:
+                ends.append(None)
+                continue
             if ref.node not in classes:
                 fix = (
                     did_you_mean(ref.node, names, n=1, show=repr)
@@ -318,6 +368,32 @@ def _check_port_types(
             )
         )
     return issues
+
+
+def _untyped_feeds(
+    edges: list[CheckedEdge], classes: dict[str, type[Node]], loaded: LoadedGraph, src: SourceMap
+) -> list[Issue]:
+    """Edges the type check had to let through: an output declared ``object`` (anything) feeding an
+    input that wants a type. Allowed, since the output may well produce it, but unchecked until a
+    wrong item reaches the node at run time."""
+    warnings = []
+    for edge in edges:
+        produced = classes[edge.source].outputs[edge.source_port].type
+        accepted = classes[edge.target].inputs[edge.target_port].type
+        if produced is object and accepted is not object:
+            warnings.append(
+                src.issue(
+                    ("edges", _edge_index(loaded, edge)),
+                    f"unchecked: {edge.source}.{edge.source_port} is typed object (anything) but "
+                    f"{edge.target}.{edge.target_port} accepts only {accepted.__name__}; a wrong item "
+                    "fails only when it arrives",
+                    node=edge.source,
+                    fix=f"put a node that makes {accepted.__name__} between them; or, if "
+                    f"{classes[edge.source].__qualname__} is yours and produces {accepted.__name__}, declare "
+                    f"it: outputs = {{{edge.source_port!r}: Port({accepted.__name__})}}",
+                )
+            )
+    return warnings
 
 
 def _check_connections(

@@ -284,3 +284,52 @@ class DieOnSample(Node):
             if self.params.how == "raise":
                 raise RuntimeError(f"told to fail on sample {self.params.sample}")
         return item
+
+
+class PlainProcess(Node):
+    """A node author's slip: ``process`` written without ``async``."""
+
+    def process(self, item: Any) -> Any:  # type: ignore[override]
+        return item
+
+
+class EatsApples(Node):
+    inputs: ClassVar = {"in": Port(Apple)}
+    outputs: ClassVar = {}
+
+    async def run(self, io: Any) -> None:
+        async for _ in io.inbox:
+            pass
+
+
+class Total(Node):
+    """An aggregate that names none of the samples it folds: one plain number at the end."""
+
+    outputs: ClassVar = {"out": Port(int)}
+    worker_rule = WorkerRule.fixed(1)
+
+    async def run(self, io: Any) -> None:
+        total = 0
+        async for item in io.inbox:
+            total += item
+        await io.out.send(total)
+
+
+@dataclass
+class Sum:
+    value: int
+    sample_ids: list[int]
+
+
+class TotalNamingSamples(Node):
+    """The same aggregate, naming the samples it folded (``sample_ids``): they count as completed."""
+
+    outputs: ClassVar = {"out": Port(Sum)}
+    worker_rule = WorkerRule.fixed(1)
+
+    async def run(self, io: Any) -> None:
+        total, ids = 0, []
+        async for item in io.inbox:
+            total += item
+            ids.append(item)
+        await io.out.send(Sum(total, ids))

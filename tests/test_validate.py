@@ -231,3 +231,53 @@ edges: [{from: s, to: b}, {from: b, to: r}]
         "edges: [{from: s, to: m}, {from: m, to: r}]\n"
     )
     assert ok.nodes["m"].on_error == "skip"
+
+
+def test_every_issue_is_reported_at_once_even_when_a_type_does_not_resolve():
+    """A node whose type is unknown must not hide the other nodes' problems: one pass, all issues."""
+    msg = invalid("""\
+nodes:
+  src: {type: source, params: {range: 3}}
+  typo: {type: mapp}
+  neg: {type: map, params: {fn: "operator:neg", colour: red}}
+  sink: {type: collect}
+edges:
+  - {from: src, to: typo}
+  - {from: typo, to: neg}
+  - {from: neg.output, to: sink}
+""")
+    assert "t.yaml:3: node 'typo': unknown node type 'mapp'" in msg
+    assert "t.yaml:4: node 'neg': unknown param 'colour'" in msg
+    assert "neg has no output port 'output'" in msg
+    assert "unknown node" not in msg.replace("unknown node type", "")  # typo's edges are not blamed on it
+
+
+def test_process_written_without_async_is_refused_at_validation():
+    msg = invalid(f"""\
+nodes:
+  src: {{type: source, params: {{range: 3}}}}
+  slip: {{type: "{F}:PlainProcess"}}
+  sink: {{type: collect}}
+edges: [{{from: src, to: slip}}, {{from: slip, to: sink}}]
+""")
+    assert "t.yaml:3: node 'slip': PlainProcess.process is a plain function, but the engine awaits it" in msg
+    assert "fix: write `async def process(...)`" in msg
+
+
+def test_object_output_feeding_a_typed_input_is_a_warning_not_an_error():
+    graph = Graph.from_text(
+        f"nodes:\n  src: {{type: source, params: {{range: 3}}}}\n  eat: {{type: '{F}:EatsApples'}}\n"
+        "edges: [{from: src, to: eat}]\n",
+        file="t.yaml",
+    )
+    (warning,) = graph.checked.warnings
+    assert warning.line == 4 and warning.node == "src"
+    assert "src.out is typed object (anything) but eat.in accepts only Apple" in warning.message
+    assert "put a node that makes Apple between them" in (warning.fix or "")
+
+
+def test_typed_edges_give_no_warning():
+    graph = Graph.from_text(
+        "nodes:\n  src: {type: source, params: {range: 3}}\n  sink: {type: collect}\nedges: [{from: src, to: sink}]\n"
+    )
+    assert graph.checked.warnings == []
