@@ -15,6 +15,7 @@ from .errors import (
     NodeFailure,
     NodeTimeout,
     RegistryError,
+    SampleError,
 )
 from .feeds import Feed
 from .graph import Graph, Run, run_event_loop
@@ -72,6 +73,7 @@ __all__ = [
     "Port",
     "RegistryError",
     "Report",
+    "SampleError",
     "SampleFailed",
     "UntrustedCode",
     "Run",

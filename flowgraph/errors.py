@@ -103,6 +103,18 @@ class NodeFailure(FlowgraphError):
         super().__init__(f"node '{node}' (worker {worker}) failed{on}: {type(error).__name__}: {error}")
 
 
+class SampleError(FlowgraphError):
+    """One sample failed in the graph and was recorded (``on_error: skip``); the graph went on.
+
+    Raised by ``Run.call`` to the caller whose sample it was: ``node`` and ``error`` say where and why."""
+
+    def __init__(self, failure: Any) -> None:
+        self.node: str = failure.node
+        self.sample: object = failure.sample
+        self.error: str = failure.error
+        super().__init__(f"sample {failure.sample} failed in node '{failure.node}': {failure.error}")
+
+
 class NodeTimeout(TimeoutError):
     """An item, or a blocking call in a node's threads, took longer than the node's ``timeout``.
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .calls import Calls
 from .channel import ChannelClosed
 from .errors import FlowgraphError
 from .feeds import Feed
@@ -62,6 +64,19 @@ class Graph:
         return cls(
             validate(load_graph_text(text, file, overrides, scenario), check_environment=check_environment)
         )
+
+    def with_on_error(self, policy: str) -> Graph:
+        """This graph with every node that can skip a failed sample set to ``policy`` ('skip' or
+        'fail'); nodes that handle several samples at once keep their own. For serving (``Run.call``):
+        one bad request fails alone instead of stopping the graph."""
+        if policy not in ("skip", "fail"):
+            raise ValueError(f"on_error is 'skip' or 'fail', not {policy!r}")
+        c = self.checked
+        nodes = {
+            name: replace(node, on_error=policy) if node.cls.honours_skip() else node
+            for name, node in c.nodes.items()
+        }
+        return Graph(replace(c, nodes=nodes))
 
     def with_params(self, node: str, **params: Any) -> Graph:
         """This graph with some of ``node``'s params changed, checked by its ``Params``; the other nodes
@@ -124,6 +139,7 @@ class Run:
         self._feeders: list[asyncio.Task[None]] = []
         self._fed: set[int] = set()  # ids of the feeds a feeder task owns (and closes itself)
         self._collected: list[Any] = []
+        self._calls: Calls | None = None
 
     async def __aenter__(self) -> Run:
         self._task = asyncio.create_task(self.runtime.run(), name=f"flowgraph:{self.runtime.graph.name}")
@@ -193,6 +209,28 @@ class Run:
         or the graph failed; use ``submit``). For callbacks on the loop, which cannot await."""
         return self.runtime.feed(node).put_nowait(item)
 
+    async def call(self, item: Any, node: str | None = None, *, timeout: float | None = None) -> Any:
+        """Submit one item and return the graph's answer for it: what a collecting sink delivers with
+        the same sample id. Many calls may wait at once (a server's requests); each gets its own answer.
+
+        If the item's sample fails in a node that skips failed samples (``on_error: skip``, or
+        ``Graph.with_on_error("skip")``), ``SampleError`` (node, sample, error) is raised here and the
+        graph goes on; under ``on_error: fail`` the graph stops, and every waiting call gets its
+        ``NodeFailure``. ``timeout``: seconds to wait for the answer (a node that drops the item never
+        answers; the run's end also ends the wait). The item must carry a sample id (``sample_id``
+        attribute or ``id`` key), unique among the calls in flight, and be of the type the input node
+        sends (``TypeError`` otherwise). Once a run takes calls, their answers are not in ``results()``;
+        answers nobody waited for land in ``report.results``."""
+        feed = self.runtime.feed(node)
+        accepts = self.runtime.input_type(node)
+        if not isinstance(item, accepts):
+            raise TypeError(f"this graph's input takes {accepts.__name__}, not {type(item).__name__}")
+        if self._calls is None:
+            if not self.runtime.delivers():
+                raise ValueError("call() needs a collecting sink (type 'collect') to take the answers from")
+            self._calls = Calls(self.runtime.results, self.runtime.on_failure)
+        return await self._calls.call(feed, item, timeout)
+
     def tune(self, node: str, **values: Any) -> None:
         """Change a running node's tunable params (``Node.tunables``), checked like the graph file's."""
         self.node(node).tune(**values)
@@ -238,6 +276,8 @@ class Run:
 
     async def results(self) -> AsyncIterator[Any]:
         """Items delivered by the graph's collecting sinks, as they finish. Raises the run's error."""
+        if self._calls is not None:
+            raise RuntimeError("this run answers call(); its results go to the calls, not to results()")
         async for item in self.runtime.results:
             yield item
 
@@ -250,11 +290,15 @@ class Run:
     async def wait(self) -> Report:
         """Wait for the run to end; unread results land in ``report.results``. Raises ``NodeFailure``."""
         assert self._task is not None, "use `async with graph.start() as run`"
-        try:
-            async for item in self.runtime.results:
-                self._collected.append(item)
-        except Exception:
-            pass  # the same error is raised by the runtime task below
+        if self._calls is not None:  # the calls own the result stream
+            await self._calls.router
+            self._collected.extend(self._calls.unclaimed)
+        else:
+            try:
+                async for item in self.runtime.results:
+                    self._collected.append(item)
+            except Exception:
+                pass  # the same error is raised by the runtime task below
         feed_outcomes = await asyncio.gather(*self._feeders, return_exceptions=True)
         try:
             await self._task

@@ -235,6 +235,9 @@ class Node:  # noqa: B024 - subclasses override process() or run(); neither is a
     worker_rule: ClassVar[WorkerRule] = WorkerRule.any()
     external_input: ClassVar[bool] = False
     """True for nodes fed by the embedding program (``Run.submit``) through ``WorkerIO.feed``."""
+    delivers: ClassVar[bool] = False
+    """True for sinks that hand items to the embedding program (``WorkerIO.deliver``): ``Run.results``
+    and ``Run.call`` read what they deliver."""
     needs: ClassVar[Needs | None] = None
     """Libraries the node imports when it runs (checked by the validator before anything starts)."""
     follows: ClassVar[tuple[Follows, ...]] = ()

@@ -142,12 +142,28 @@ class Runtime:
             em.high_water = max(c.high_water for c in channels)
         return [run.metrics for run in self._runs.values()]
 
+    def live_metrics(self) -> list[NodeMetrics]:
+        """The nodes' metrics as they are now, without folding in other threads' counts (``metrics``
+        does that on the loop): safe to read from another thread, a scraper's."""
+        return [run.metrics for run in self._runs.values()]
+
     def queue_fill(self) -> dict[str, tuple[int, int]]:
         """Each edge's items queued now and its capacity (a partitioned edge: its queues summed)."""
         return {
             em.label: (sum(len(c) for c in channels), em.capacity * len(channels))
             for em, channels in self._edge_channels
         }
+
+    def queue_before(self) -> dict[str, tuple[int, int]]:
+        """Per node: the items queued at its inputs now and their capacity (its input edges summed)."""
+        before: dict[str, tuple[int, int]] = {}
+        for em, channels in self._edge_channels:
+            queued, capacity = before.get(em.target, (0, 0))
+            before[em.target] = (
+                queued + sum(len(c) for c in channels),
+                capacity + em.capacity * len(channels),
+            )
+        return before
 
     def sources(self) -> list[str]:
         """Nodes that take no input edges: samples enter the graph there."""
@@ -170,6 +186,16 @@ class Runtime:
         if feed is None:
             raise ValueError(f"node {node!r} is not an input node; input nodes: {list(feeds)}")
         return feed
+
+    def input_type(self, node: str | None = None) -> type:
+        """What an input node sends on (its output port's type): what ``Run.call`` accepts."""
+        feed = self.feed(node)
+        run = next(r for r in self._runs.values() if r.feed is feed)
+        return next(iter(run.spec.cls.outputs.values())).type
+
+    def delivers(self) -> bool:
+        """Whether a sink hands items to the embedding program (``Run.results``, ``Run.call``)."""
+        return any(run.spec.cls.delivers for run in self._runs.values())
 
     def in_flight(self) -> dict[str, int]:
         """Items queued before each node plus items its workers hold right now."""

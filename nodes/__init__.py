@@ -4,6 +4,9 @@ Importing this package registers every built-in type; the engine finds it throug
 ``flowgraph.nodes`` entry point and never imports it by name. Heavy libraries (numpy, OpenCV, ONNX
 Runtime, CuPy, torch, TensorRT) are imported inside the node that needs them, so listing node types
 or running a general-purpose graph needs none of them.
+
+``Sample`` (what a ResNet50 graph's ``sample_input`` takes) and ``Prediction`` (what its
+``postprocess`` answers) are public: a program that serves a graph builds the one and reads the other.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from . import (  # general purpose  # ResNet50
     transform,
 )
 from .inference import node as inference_node
+from .payloads import Prediction, Sample
 
 __all__ = [
+    "Prediction",
+    "Sample",
     "batching",
     "dataset",
     "grouping",

@@ -17,8 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from flowgraph import Needs, Port, SampleFailed, Source, WorkerRule, node_type
 
 from .payloads import Sample
+from .sources import ExternalInput
 
-__all__ = ["ImageNetSource", "read_val_map", "synthetic_dataset_dir", "write_synthetic_dataset"]
+__all__ = [
+    "ImageNetSource",
+    "SampleInput",
+    "read_val_map",
+    "synthetic_dataset_dir",
+    "write_synthetic_dataset",
+]
 
 SYNTHETIC = "synthetic"
 
@@ -202,3 +209,12 @@ def write_synthetic_dataset(
     tmp.write_text("".join(lines))
     tmp.replace(out / "val_map.txt")  # written last and atomically: its presence means the folder is complete
     return out
+
+
+@node_type("sample_input")
+class SampleInput(ExternalInput):
+    """Samples the embedding program submits (``Run.call``, ``Run.submit``): one ``Sample`` per request,
+    its JPEG's bytes in ``data`` (``path`` None), ``label`` -1 when unknown. Typed, unlike ``input``:
+    the validator checks what it feeds, and ``Run.call`` refuses anything that is not a ``Sample``."""
+
+    outputs: ClassVar = {"out": Port(Sample, doc="one sample per request")}

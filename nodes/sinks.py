@@ -15,6 +15,7 @@ class Collect(Node):
 
     outputs: ClassVar = {}
     worker_rule = WorkerRule.fixed(1)
+    delivers = True
 
     async def run(self, io: WorkerIO) -> None:
         async for item in io.inbox:
