@@ -102,9 +102,12 @@ class NodeMetrics:
             "wait_out_s": round(self.wait_out_s, 6),
             "utilization": round(self.busy / (span * self.workers), 4) if self.finished else 0.0,
             "items_per_s": round(self.items_out / span, 2) if self.finished else 0.0,
-            # a sink sends nothing: its rate is the samples it took (counted at sinks and sources only)
-            "rate_per_s": round((self.items_out or self.samples_in) / span, 2) if self.finished else 0.0,
+            "samples_in": self.samples_in,
+            # samples per second through the node: what it took (a source: what it sent), whatever
+            # its items are (a batch node's items are batches)
+            "rate_per_s": round((self.samples_in or self.samples_out) / span, 2) if self.finished else 0.0,
             "latency_ms": {k: round(v * 1e3, 4) for k, v in lat.items()},
+            "latency_n": self.latency.count,
         }
 
 
@@ -115,6 +118,8 @@ class EdgeMetrics:
     label: str
     capacity: int
     high_water: int = 0
+    target: str = ""
+    """The node whose input this queue is."""
 
     def as_dict(self) -> dict[str, object]:
         return {"edge": self.label, "capacity": self.capacity, "high_water": self.high_water}

@@ -57,8 +57,7 @@ class Inbox:
         self.current = item
         m = self._m
         m.items_in += 1
-        if self.sink:
-            m.samples_in += sample_count(item)
+        m.samples_in += sample_count(item)
         return item
 
     async def get_wanted(self, out: Outbox, start: int = 0) -> tuple[int, Any]:
@@ -119,8 +118,7 @@ class Inbox:
         if taken:
             self.current = taken[-1]
             self._m.items_in += len(taken)
-            if self.sink:
-                self._m.samples_in += sum(sample_count(i) for i in taken)
+            self._m.samples_in += sum(sample_count(i) for i in taken)
         return taken
 
     def __len__(self) -> int:
@@ -284,7 +282,6 @@ async def process_each(
     on (``on_error: skip``); None lets the error out. Equivalent to ``Node.run``'s plain loop."""
     channel = inbox._channel
     direct = out.direct
-    sink = inbox.sink
     m = metrics
     latency = m.latency
     lat_values, lat_size = latency.values, latency.size
@@ -299,8 +296,7 @@ async def process_each(
             break
         inbox.current = item
         m.items_in += 1
-        if sink:
-            m.samples_in += sample_count(item)
+        m.samples_in += sample_count(item)
         t0 = _perf()
         try:
             result = await (process(item) if timeout is None else within(timeout, process(item)))

@@ -1,5 +1,10 @@
 """What a finished run tells: per-node metrics, edge high-water marks, sample accounting, failures.
 
+A sample is what a source emits and a sink completes; an item stands for the samples it names in
+``sample_ids`` (a batch, or a ``batch`` node's group), else for one. So a node that folds many samples
+into one item (an aggregate) passes them on by naming them there; an item that names none counts as one
+sample and the rest show as dropped, at the node where the per-node sample count falls.
+
 Every sample that entered the graph is accounted for, per path: ``entered + copies = completed + failed
 + dropped``. ``entered`` counts samples a source emitted or reported failed; ``copies`` the extra paths a
 fan-out made (a sample sent down two edges travels two paths, each ending once); ``completed`` arrivals
@@ -136,13 +141,14 @@ class Report:
         s = self.samples
         failed = any(n["failed"] for n in self.nodes)
         table = Table(
-            title=f"{self.graph}: {self.wall_s:.3f} s (+{self.setup_s:.2f} s setup); samples: "
+            title=f"{self.graph}: {self.wall_s:.3f} s (+{self.setup_s:.2f} s setup)\nsamples: "
             f"{s['entered']} entered, {s['completed']} completed, {s['failed']} failed, {s['dropped']} dropped",
             box=box.SIMPLE_HEAD,
             padding=(0, 1),
             pad_edge=False,
-            caption="in/out: items taken and sent (a batch counts once); rate: out/s (a sink: in/s); busy: % of the workers' time; wait in/out: s "
-            "per worker blocked on an empty input / a full output; p50/p99: ms per item",
+            caption="in/out: items taken and sent (a batch is one item); rate: samples/s taken (a source: sent); "
+            "busy: % of the workers' time; wait in/out: s per worker blocked on an empty input / a full "
+            "output; p50/p99: ms per item (—: the node times none)",
         )
         columns = ["node", "in", "out", *(["failed"] if failed else [])]
         columns += ["rate", "busy", "wait in", "wait out", "p50", "p99"]
@@ -154,12 +160,11 @@ class Report:
             row = [name, str(n["items_in"]), str(n["items_out"])]
             row += [str(n["failed"])] if failed else []
             row += [
-                _short(n.get("rate_per_s", n["items_per_s"])),
+                _short(n["rate_per_s"]),
                 f"{100 * n['utilization']:.0f}",
                 _short(n["wait_in_s"] / workers),
                 _short(n["wait_out_s"] / workers),
-                _short(lat["p50"]),
-                _short(lat["p99"]),
+                *((_short(lat["p50"]), _short(lat["p99"])) if n.get("latency_n", 1) else ("—", "—")),
             ]
             table.add_row(*row)
         return table

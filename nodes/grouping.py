@@ -11,9 +11,9 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowgraph import END, Node, Port, WorkerIO, WorkerRule, node_type
+from flowgraph import END, Node, Port, WorkerIO, WorkerRule, node_type, sample_of
 
-__all__ = ["Group", "Unbatch"]
+__all__ = ["Group", "Grouped", "Unbatch"]
 
 
 class GroupParams(BaseModel):
@@ -23,6 +23,17 @@ class GroupParams(BaseModel):
     max_wait_ms: float | None = Field(
         None, ge=0, description="emit a partial batch this long after its first item"
     )
+
+
+class Grouped(list):  # type: ignore[type-arg]
+    """A ``batch`` node's list: a plain list that names the samples it holds (``sample_ids``), so a
+    group of 2000 samples reaching a sink counts as 2000 completed, not 1 (``flowgraph.sample_count``)."""
+
+    __slots__ = ()
+
+    @property
+    def sample_ids(self) -> list[object]:
+        return [sample_of(item) for item in self]
 
 
 @node_type("batch")
@@ -37,7 +48,7 @@ class Group(Node):
     async def run(self, io: WorkerIO) -> None:
         size, wait = self.params.size, self.params.max_wait_ms
         while (first := await io.inbox.get()) is not END:
-            group = [first]
+            group = Grouped([first])
             deadline = time.perf_counter() + wait / 1e3 if wait is not None else float("inf")
             await io.inbox.fill(group, size, deadline)
             await io.out.send(group)

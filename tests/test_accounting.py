@@ -89,3 +89,38 @@ edges: [{{from: d, to: r}}]
 """)
     with pytest.raises(NodeFailure, match="lists no samples"):
         graph.run_sync(announce=lambda m: None)
+
+
+def _aggregate(node: str) -> str:
+    return f"""
+nodes:
+  s: {{type: source, params: {{range: 2000}}}}
+  fold: {{type: {node}}}
+  r: {{type: collect}}
+edges: [{{from: s, to: fold}}, {{from: fold, to: r}}]
+"""
+
+
+def test_many_to_one_a_group_that_names_its_samples_completes_them_all():
+    report = Graph.from_text("""
+nodes:
+  s: {type: source, params: {range: 2000}}
+  fold: {type: batch, params: {size: 2000}}
+  r: {type: collect}
+edges: [{from: s, to: fold}, {from: fold, to: r}]
+""").run_sync()
+    assert report.samples == {"entered": 2000, "completed": 2000, "failed": 0, "dropped": 0}
+    assert report.node("fold")["items_out"] == 1 and report.node("r")["samples_in"] == 2000
+
+
+def test_many_to_one_an_aggregate_naming_its_samples_completes_them():
+    report = Graph.from_text(_aggregate(f'"{F}:TotalNamingSamples"')).run_sync()
+    assert report.results[0].value == sum(range(2000))
+    assert report.samples == {"entered": 2000, "completed": 2000, "failed": 0, "dropped": 0}
+
+
+def test_many_to_one_an_aggregate_naming_none_shows_where_the_count_fell():
+    report = Graph.from_text(_aggregate(f'"{F}:Total"')).run_sync()
+    assert report.samples == {"entered": 2000, "completed": 1, "failed": 0, "dropped": 1999}
+    assert report.node("fold")["samples_in"] == 2000 and report.node("r")["samples_in"] == 1
+    assert balanced(report.samples)

@@ -210,3 +210,27 @@ def test_a_sink_s_rate_is_what_it_took_not_the_nothing_it_sent():
     sink = report.node("results")
     assert sink["items_per_s"] == 0 and sink["rate_per_s"] > 0
     assert report.node("factorial")["rate_per_s"] == report.node("factorial")["items_per_s"]
+
+
+def test_a_batch_node_s_rate_counts_samples_not_batches_and_untimed_nodes_show_a_dash():
+    from rich.console import Console
+
+    report = Graph.from_text("""
+nodes:
+  s: {type: source, params: {range: 400}}
+  group: {type: batch, params: {size: 8}}
+  flat: {type: unbatch}
+  r: {type: collect}
+edges: [{from: s, to: group}, {from: group, to: flat}, {from: flat, to: r}]
+""").run_sync()
+    flat = report.node("flat")
+    assert flat["items_in"] == 50 and flat["samples_in"] == 400
+    # the rate is samples/s: the group node sent 50 batches of 8 over the same span it took 400 samples
+    group = report.node("group")
+    assert group["rate_per_s"] == pytest.approx(8 * group["items_per_s"], rel=1e-3)
+    console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(report.node_table())
+    text = console.export_text()
+    console.file.close()
+    row = next(line for line in text.splitlines() if line.split()[:1] == ["group"])
+    assert row.split()[-2:] == ["—", "—"]  # its own loop times no item: no fake 0.000
