@@ -117,7 +117,7 @@ def wire(
             run.inputs[port_name] = [
                 Channel(capacity, producers=len(feeding), label=label) for _ in range(parts)
             ]
-            edges.append((EdgeMetrics(label, capacity), run.inputs[port_name]))
+            edges.append((EdgeMetrics(label, capacity, target=name), run.inputs[port_name]))
     for edge in graph.edges:
         runs[edge.source].outputs.setdefault(edge.source_port, []).append(
             runs[edge.target].inputs[edge.target_port]

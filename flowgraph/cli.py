@@ -18,7 +18,14 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from .errors import (
     DependencyMissing,
@@ -56,6 +63,8 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+LIVE_VIEW_EVERY_S = 1.0
+"""How often the terminal's per-node view is recomputed (rates over shorter spans only flicker)."""
 T = TypeVar("T")
 
 console = Console(stderr=True, soft_wrap=True)  # messages are greppable: never wrapped
@@ -91,9 +100,13 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load(args: argparse.Namespace, scenario: str | None = None, check_environment: bool = True) -> Graph:
-    return Graph.from_yaml(
+    """The graph, validated; what validation allowed but could not check is printed as warnings."""
+    graph = Graph.from_yaml(
         args.graph, overrides(args), scenario=scenario, check_environment=check_environment
     )
+    for warning in graph.checked.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)
+    return graph
 
 
 def build_parser(harnesses: Sequence[Harness] | None = None) -> argparse.ArgumentParser:
@@ -123,6 +136,15 @@ def build_parser(harnesses: Sequence[Harness] | None = None) -> argparse.Argumen
     )
     p.add_argument("--metrics", type=Path, help="write the run's figures as JSON lines here, as it runs")
     p.add_argument("--metrics-every", type=float, default=1.0, metavar="SECONDS", help="--metrics interval")
+    p.add_argument(
+        "--prometheus-port",
+        type=int,
+        metavar="PORT",
+        help="serve the run's counters for Prometheus at http://ADDR:PORT/metrics (flowgraph[monitor])",
+    )
+    p.add_argument(
+        "--prometheus-addr", default="127.0.0.1", metavar="ADDR", help="--prometheus-port's address"
+    )
     for harness in harnesses:
         harness.add_arguments(p.add_argument_group(harness.name))
     p.set_defaults(handler=functools.partial(cmd_run, harnesses=harnesses))
@@ -132,8 +154,17 @@ def build_parser(harnesses: Sequence[Harness] | None = None) -> argparse.Argumen
     p.add_argument("--format", choices=FORMATS, default="mermaid")
     p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout for text formats)")
     p.add_argument("--scenario", choices=scenarios, help="show the graph as this scenario runs it")
-    p.add_argument("--report", type=Path, help="a run's --report JSON, to label nodes with their throughput")
+    p.add_argument(
+        "--report",
+        type=Path,
+        help="a run's --report JSON: label nodes with samples/s and busy %%, coloured by busy %%",
+    )
     p.set_defaults(handler=cmd_viz)
+
+    p = sub.add_parser("plot", help="draw a --metrics time series to PNG: rates, busy %, queues, latency")
+    p.add_argument("metrics", type=Path, help="a file written by flowgraph run --metrics")
+    p.add_argument("-o", "--output", type=Path, help="PNG to write (default: the metrics file's name, .png)")
+    p.set_defaults(handler=cmd_plot)
 
     p = sub.add_parser("nodes", help="list registered node types, their ports, params and worker rules")
     p.add_argument("name", nargs="?", help="show one type in full")
@@ -251,9 +282,37 @@ def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
         raise ValueError(
             f"options of several harnesses given ({', '.join(h.name for h in chosen)}); pick one"
         )
+    monitored = [
+        flag
+        for flag, value in (("--metrics", args.metrics), ("--prometheus-port", args.prometheus_port))
+        if value is not None
+    ]
+    if chosen and monitored:
+        raise GraphFileError(
+            [
+                Issue(
+                    monitored[0],
+                    None,
+                    None,
+                    f"works for a plain run, not under {chosen[0].name}: its own logs are the record there",
+                )
+            ]
+        )
     if chosen:
         return chosen[0].run(args)
+    if args.prometheus_port is not None:
+        from .monitor import PrometheusEndpoint
+
+        if not 0 <= args.prometheus_port <= 65535:
+            raise GraphFileError(
+                [Issue("--prometheus-port", None, None, f"{args.prometheus_port} is not a TCP port")]
+            )
+        PrometheusEndpoint.check_installed()
     graph = load(args)
+    if monitored and graph.checked.loaded.spec.shards is not None:
+        raise GraphFileError(
+            [Issue(monitored[0], None, None, "works for a graph in one process, not a sharded one (yet)")]
+        )
     with report_kept_on_failure(args.report):
         if graph.checked.loaded.spec.shards is not None:
             report = run_event_loop(_run_sharded(args, quiet=args.quiet, every_s=args.progress_every))
@@ -265,6 +324,9 @@ def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
                     every_s=args.progress_every,
                     metrics=args.metrics,
                     metrics_every=args.metrics_every,
+                    prometheus=(args.prometheus_addr, args.prometheus_port)
+                    if args.prometheus_port is not None
+                    else None,
                 )
             )
     if not args.quiet:
@@ -354,7 +416,12 @@ async def _run_sharded(args: argparse.Namespace, quiet: bool, every_s: float) ->
 
 
 async def _run_with_progress(
-    graph: Graph, quiet: bool, every_s: float = 10.0, metrics: Path | None = None, metrics_every: float = 1.0
+    graph: Graph,
+    quiet: bool,
+    every_s: float = 10.0,
+    metrics: Path | None = None,
+    metrics_every: float = 1.0,
+    prometheus: tuple[str, int] | None = None,
 ) -> Report:
     from .timeseries import MetricsWriter
 
@@ -363,7 +430,17 @@ async def _run_with_progress(
             asyncio.create_task(MetricsWriter(run.runtime, metrics, metrics_every).run()) if metrics else None
         )
         try:
-            with interrupts(run):
+            with contextlib.ExitStack() as stack:
+                if prometheus is not None:
+                    from .monitor import PrometheusEndpoint
+
+                    endpoint = stack.enter_context(
+                        PrometheusEndpoint(run.runtime, prometheus[1], prometheus[0])
+                    )
+                    console.print(
+                        f"Prometheus: http://{endpoint.addr}:{endpoint.port}/metrics", highlight=False
+                    )
+                stack.enter_context(interrupts(run))
                 return await _progress(graph, run, quiet, every_s)
         finally:
             if writer is not None:
@@ -382,22 +459,36 @@ async def _progress(graph: Graph, run: Run, quiet: bool, every_s: float = 10.0) 
     total = sum(e for e in expected if e is not None) if all(e is not None for e in expected) else None
     if not console.is_terminal:
         return await _progress_lines(graph, run, sinks, total, every_s)
-    with Progress(
+    from rich.console import Group
+    from rich.live import Live
+
+    from .live import Sampler, node_view
+
+    progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
         console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(graph.name, total=total, rate="")
+    )
+    task = progress.add_task(graph.name, total=total, rate="")
+    sampler = Sampler(run.runtime)
+    with Live(progress, console=console, transient=True, auto_refresh=False) as live:
+        shown = [0.0]
 
         def update() -> None:
             done = sum(m.samples_in for m in sinks)
             started = run.runtime.started  # 0 until every node's setup is done
-            elapsed = time.perf_counter() - started if started else 0.0
+            now = time.perf_counter()
+            elapsed = now - started if started else 0.0
             progress.update(task, completed=done, rate=f"{done / elapsed:,.1f}/s" if elapsed > 0 else "")
+            if started and now - shown[0] >= LIVE_VIEW_EVERY_S:  # per-node rates over a readable interval
+                shown[0] = now
+                live.update(Group(progress, node_view(sampler.sample())))
+            live.refresh()
 
         return await tick_until_done(asyncio.ensure_future(run.wait()), 0.25, update)
 
@@ -405,7 +496,11 @@ async def _progress(graph: Graph, run: Run, quiet: bool, every_s: float = 10.0) 
 async def _progress_lines(
     graph: Graph, run: Run, sinks: list[Any], total: int | None, every_s: float
 ) -> Report:
-    """Progress for a log file: one plain line every ``every_s`` seconds (no bar to redraw)."""
+    """Progress for a log file: every ``every_s`` seconds, a plain line (samples, rate, ETA) and one
+    with each node's busy %, samples/s and queue over that interval (no bar to redraw)."""
+    from .live import Sampler, node_line
+
+    sampler = Sampler(run.runtime)
 
     def line() -> None:
         started = run.runtime.started
@@ -418,7 +513,7 @@ async def _progress_lines(
         of = f"/{total}" if total is not None else ""
         eta = f", ETA {(total - done) / rate:,.0f} s" if total is not None and rate > 0 else ""
         console.print(
-            f"{graph.name}: {done}{of} samples, {rate:,.1f}/s, {elapsed:,.0f} s{eta}",
+            f"{graph.name}: {done}{of} samples, {rate:,.1f}/s, {elapsed:,.0f} s{eta}\n{node_line(sampler.sample())}",
             highlight=False,
             markup=False,
         )
@@ -428,13 +523,26 @@ async def _progress_lines(
 
 def cmd_viz(args: argparse.Namespace) -> int:
     graph = load(args, args.scenario, check_environment=False)
-    throughput = None
+    figures = None
     if args.report:
         import json
 
-        data = json.loads(args.report.read_text())
-        throughput = {n["node"]: n["items_per_s"] for n in data.get("nodes", [])}
-    rendered = export(graph.checked, args.format, throughput)
+        from .export import figures_from_report
+
+        try:
+            figures = figures_from_report(json.loads(args.report.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise GraphFileError(
+                [Issue(str(args.report), None, None, f"not a run's --report JSON: {exc}")]
+            ) from exc
+        unknown = sorted(set(figures) - set(graph.nodes))
+        if unknown:
+            console.print(
+                f"[yellow]warning:[/yellow] {args.report} has nodes this graph lacks ({', '.join(unknown)}): "
+                "a report of another graph?",
+                highlight=False,
+            )
+    rendered = export(graph.checked, args.format, figures)
     if args.output:
         if isinstance(rendered, bytes):
             args.output.write_bytes(rendered)
@@ -446,6 +554,17 @@ def cmd_viz(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     else:
         sys.stdout.write(rendered)
+    return EXIT_OK
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot_metrics, read_series
+
+    output = args.output or args.metrics.with_suffix(".png")
+    check_report_path(output, "--output")
+    series = read_series(args.metrics)
+    output.write_bytes(plot_metrics(series, title=f"{args.metrics.name}: {series[-1]['t_s']:,.1f} s"))
+    console.print(f"wrote {output}", highlight=False)
     return EXIT_OK
 
 

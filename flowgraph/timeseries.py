@@ -1,22 +1,36 @@
 """``flowgraph run --metrics FILE``: the run's figures as a time series, one JSON line per interval.
 
-Each line holds, since the previous one, every node's items per second and busy % (of its workers'
-time), and every edge's queue fill against its capacity; the last line is written when the run ends.
-JSON lines, so a long run can be followed with ``tail -f`` and read by anything (``flowgraph plot`` is
-for a later issue).
+Each line holds, since the previous one, every node's items and samples per second and busy % (of its
+workers' time), the queue in front of it, and every edge's queue fill against its capacity
+(``live.Sampler``); the last line, written when the run ends, adds each node's latency histogram. JSON
+lines, so a long run can be followed with ``tail -f``, drawn by ``flowgraph plot``, and read by anything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 from typing import IO, Any
 
+from .live import Sampler
 from .runtime import Runtime
 
-__all__ = ["MetricsWriter"]
+__all__ = ["MetricsWriter", "latency_histogram"]
+
+HISTOGRAM_BINS = 40
+
+
+def latency_histogram(values: list[float], bins: int = HISTOGRAM_BINS) -> dict[str, list[float]]:
+    """Counts of ``values`` (seconds) in ``bins`` equal bins, edges in ms: what ``flowgraph plot`` draws."""
+    if not values:
+        return {"edges_ms": [], "counts": []}
+    low, high = min(values), max(values)
+    width = (high - low) / bins or 1e-9
+    counts: list[float] = [0] * bins
+    for v in values:
+        counts[min(bins - 1, int((v - low) / width))] += 1
+    return {"edges_ms": [round((low + i * width) * 1e3, 6) for i in range(bins + 1)], "counts": counts}
 
 
 class MetricsWriter:
@@ -26,32 +40,25 @@ class MetricsWriter:
         if not every_s > 0:
             raise ValueError("--metrics-every must be above 0 seconds")
         self.runtime, self.path, self.every_s = runtime, path, every_s
-        self._t0 = time.perf_counter()
-        self._last: dict[str, tuple[int, float]] = {}
-        self._last_t = self._t0
+        self.sampler = Sampler(runtime)
         self.lines = 0
 
     def sample(self) -> dict[str, Any]:
-        now = time.perf_counter()
-        dt = max(now - self._last_t, 1e-9)
-        nodes = {}
-        for m in self.runtime.metrics:
-            out_before, busy_before = self._last.get(m.name, (0, 0.0))
-            nodes[m.name] = {
-                "items_in": m.items_in,
-                "items_out": m.items_out,
-                "items_per_s": round((m.items_out - out_before) / dt, 2),
-                "busy_pct": round(100 * (m.busy - busy_before) / (dt * m.workers), 1),
-            }
-            self._last[m.name] = (m.items_out, m.busy)
-        self._last_t = now
-        edges = {label: {"queued": q, "capacity": c} for label, (q, c) in self.runtime.queue_fill().items()}
-        return {"t_s": round(now - self._t0, 3), "nodes": nodes, "edges": edges}
+        return self.sampler.sample()
 
-    def _write(self, out: IO[str]) -> None:
-        out.write(json.dumps(self.sample()) + "\n")
+    def _write(self, out: IO[str], line: dict[str, Any]) -> None:
+        out.write(json.dumps(line) + "\n")
         out.flush()
         self.lines += 1
+
+    def last(self) -> dict[str, Any]:
+        """The closing line: the last interval, plus each node's latency histogram over the run."""
+        line = self.sample()
+        line["final"] = True
+        line["latency"] = {
+            m.name: latency_histogram(m.latency.values) for m in self.runtime.metrics if m.latency.values
+        }
+        return line
 
     async def run(self) -> None:
         """Write a line every ``every_s`` until cancelled, and a last one then."""
@@ -59,6 +66,6 @@ class MetricsWriter:
             try:
                 while True:
                     await asyncio.sleep(self.every_s)
-                    self._write(out)
+                    self._write(out, self.sample())
             finally:
-                self._write(out)
+                self._write(out, self.last())

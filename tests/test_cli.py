@@ -61,7 +61,7 @@ def test_nodes_lists_types_with_worker_rules(capsys):
 def test_viz_writes_dot_and_mermaid(tmp_path, capsys):
     assert main(["viz", "graphs/hello.yaml", "--format", "dot", "-o", str(tmp_path / "g.dot")]) == 0
     dot = (tmp_path / "g.dot").read_text()
-    assert '"numbers" -> "factorial"' in dot and "map x2" in dot
+    assert '"numbers" -> "factorial"' in dot and "map ×2" in dot
     assert main(["viz", "graphs/hello.yaml", "--format", "mermaid"]) == 0
     assert "numbers -->" in capsys.readouterr().out
 
@@ -88,6 +88,28 @@ def test_a_piped_run_prints_plain_progress_lines_with_an_eta(tmp_path):
     lines = [line for line in err.splitlines() if line.startswith("graph: ") and "samples" in line]
     assert len(lines) >= 2, err
     assert "/150 samples" in lines[0] and "/s" in lines[0] and "ETA" in lines[0]
+    views = [line for line in err.splitlines() if line.startswith("  nodes: ")]
+    assert len(views) == len(lines), err  # each progress line comes with the per-node view
+    slow = next(part for part in views[-1].split(" · ") if part.split()[0] == "s")
+    assert "%" in slow and "/s" in slow and "/4" in slow  # busy %, samples/s, queue fill of its capacity 4
+
+
+def test_a_terminal_run_shows_a_live_per_node_view_with_an_eta(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import flowgraph.cli as cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=screen, force_terminal=True, width=80))
+    monkeypatch.setattr(cli, "LIVE_VIEW_EVERY_S", 0.0)
+    g = write_chain(tmp_path / "slow.yaml", f"{{type: '{F}:Slow', params: {{seconds: 0.01}}}}", 60, 4)
+    assert main(["run", str(g)]) == 0
+    drawn = screen.getvalue()
+    for heading in ("samples/s", "busy %", "queue in", "ETA"):
+        assert heading in drawn
+    assert "/4" in drawn  # a queue's fill against its capacity
 
 
 def test_metrics_writes_a_time_series_of_the_run_as_json_lines(tmp_path):
@@ -112,6 +134,17 @@ def test_metrics_writes_a_time_series_of_the_run_as_json_lines(tmp_path):
     edge = next(iter(k for k in last["edges"] if k.startswith("a")))
     assert all(line["edges"][edge]["queued"] <= line["edges"][edge]["capacity"] == 8 for line in lines)
     assert max(line["edges"][edge]["queued"] for line in lines) > 0  # the slow node backs its queue up
+    assert last["final"] and sum(last["latency"]["s"]["counts"]) == 40  # each item's time, in the histogram
+    assert last["latency"]["s"]["edges_ms"][0] >= 9  # the node sleeps 10 ms per item
+
+
+def test_monitoring_flags_are_refused_where_they_would_record_nothing(tmp_path, capsys):
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "nodes:\n  a: {type: source, params: {range: 4}}\n  c: {type: discard}\nedges: [{from: a, to: c}]\n"
+    )
+    assert main(["run", str(graph), "--prometheus-port", "70000"]) == 2
+    assert "--prometheus-port: 70000 is not a TCP port" in capsys.readouterr().err
 
 
 def test_metrics_that_cannot_be_written_or_a_bad_interval_are_refused_before_the_run(tmp_path, capsys):
