@@ -12,7 +12,7 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,11 +55,14 @@ __all__ = [
     "console",
     "interrupts",
     "main",
+    "monitoring",
     "out",
     "overrides",
     "print_report",
+    "refuse_monitoring_of_shards",
     "report_kept_on_failure",
     "tick_until_done",
+    "watching",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -282,24 +285,6 @@ def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
         raise ValueError(
             f"options of several harnesses given ({', '.join(h.name for h in chosen)}); pick one"
         )
-    monitored = [
-        flag
-        for flag, value in (("--metrics", args.metrics), ("--prometheus-port", args.prometheus_port))
-        if value is not None
-    ]
-    if chosen and monitored:
-        raise GraphFileError(
-            [
-                Issue(
-                    monitored[0],
-                    None,
-                    None,
-                    f"works for a plain run, not under {chosen[0].name}: its own logs are the record there",
-                )
-            ]
-        )
-    if chosen:
-        return chosen[0].run(args)
     if args.prometheus_port is not None:
         from .monitor import PrometheusEndpoint
 
@@ -308,27 +293,15 @@ def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
                 [Issue("--prometheus-port", None, None, f"{args.prometheus_port} is not a TCP port")]
             )
         PrometheusEndpoint.check_installed()
+    if chosen:
+        return chosen[0].run(args)
     graph = load(args)
-    if monitored and graph.checked.loaded.spec.shards is not None:
-        raise GraphFileError(
-            [Issue(monitored[0], None, None, "works for a graph in one process, not a sharded one (yet)")]
-        )
+    refuse_monitoring_of_shards(args, graph.checked.loaded.spec.shards is not None)
     with report_kept_on_failure(args.report):
         if graph.checked.loaded.spec.shards is not None:
             report = run_event_loop(_run_sharded(args, quiet=args.quiet, every_s=args.progress_every))
         else:
-            report = run_event_loop(
-                _run_with_progress(
-                    graph,
-                    quiet=args.quiet,
-                    every_s=args.progress_every,
-                    metrics=args.metrics,
-                    metrics_every=args.metrics_every,
-                    prometheus=(args.prometheus_addr, args.prometheus_port)
-                    if args.prometheus_port is not None
-                    else None,
-                )
-            )
+            report = run_event_loop(_run_with_progress(graph, args))
     if not args.quiet:
         print_report(report)
     if args.report:
@@ -348,6 +321,55 @@ def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
         console.print(f"[red]{report.samples['failed']} samples failed[/red]; first: {report.failures[0]}")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def monitoring(args: argparse.Namespace) -> list[str]:
+    """The watching flags given (``--metrics``, ``--prometheus-port``)."""
+    given = (("--metrics", args.metrics), ("--prometheus-port", args.prometheus_port))
+    return [flag for flag, value in given if value is not None]
+
+
+def refuse_monitoring_of_shards(args: argparse.Namespace, sharded: bool) -> None:
+    """Refuse the watching flags before a sharded run: its nodes run in other processes."""
+    flags = monitoring(args)
+    if sharded and flags:
+        raise GraphFileError(
+            [
+                Issue(
+                    flags[0],
+                    None,
+                    None,
+                    "works for a graph in one process, not a sharded one (not wired yet)",
+                )
+            ]
+        )
+
+
+@contextlib.asynccontextmanager
+async def watching(runtime: Any, args: argparse.Namespace) -> AsyncIterator[None]:
+    """``--metrics`` and ``--prometheus-port`` around a running graph (a plain run's, or the graph a
+    harness drives): the series is written and the endpoint served until the block ends."""
+    from .timeseries import MetricsWriter
+
+    writer = (
+        asyncio.create_task(MetricsWriter(runtime, args.metrics, args.metrics_every).run())
+        if args.metrics
+        else None
+    )
+    try:
+        with contextlib.ExitStack() as stack:
+            if args.prometheus_port is not None:
+                from .monitor import PrometheusEndpoint
+
+                endpoint = stack.enter_context(
+                    PrometheusEndpoint(runtime, args.prometheus_port, args.prometheus_addr)
+                )
+                console.print(f"Prometheus: http://{endpoint.addr}:{endpoint.port}/metrics", highlight=False)
+            yield
+    finally:
+        if writer is not None:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
 
 
 def print_report(report: Report) -> None:
@@ -415,37 +437,13 @@ async def _run_sharded(args: argparse.Namespace, quiet: bool, every_s: float) ->
         return await running
 
 
-async def _run_with_progress(
-    graph: Graph,
-    quiet: bool,
-    every_s: float = 10.0,
-    metrics: Path | None = None,
-    metrics_every: float = 1.0,
-    prometheus: tuple[str, int] | None = None,
-) -> Report:
-    from .timeseries import MetricsWriter
-
-    async with graph.start(announce=lambda msg: console.print(msg, highlight=False, markup=False)) as run:
-        writer = (
-            asyncio.create_task(MetricsWriter(run.runtime, metrics, metrics_every).run()) if metrics else None
-        )
-        try:
-            with contextlib.ExitStack() as stack:
-                if prometheus is not None:
-                    from .monitor import PrometheusEndpoint
-
-                    endpoint = stack.enter_context(
-                        PrometheusEndpoint(run.runtime, prometheus[1], prometheus[0])
-                    )
-                    console.print(
-                        f"Prometheus: http://{endpoint.addr}:{endpoint.port}/metrics", highlight=False
-                    )
-                stack.enter_context(interrupts(run))
-                return await _progress(graph, run, quiet, every_s)
-        finally:
-            if writer is not None:
-                writer.cancel()
-                await asyncio.gather(writer, return_exceptions=True)
+async def _run_with_progress(graph: Graph, args: argparse.Namespace) -> Report:
+    async with (
+        graph.start(announce=lambda msg: console.print(msg, highlight=False, markup=False)) as run,
+        watching(run.runtime, args),
+    ):
+        with interrupts(run):
+            return await _progress(graph, run, args.quiet, args.progress_every)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -16,10 +16,13 @@ from flowgraph.cli import (
     EXIT_OK,
     announcer,
     console,
+    monitoring,
     out,
     overrides,
+    refuse_monitoring_of_shards,
     report_kept_on_failure,
     tick_until_done,
+    watching,
 )
 from flowgraph.interrupts import Interrupts
 
@@ -90,6 +93,13 @@ class LoadgenHarness:
             # A --set of the deadline is the user's choice: the harness does not derive one then.
             tune_server_wait=not any(k.split(".")[-1] == _TUNED_BY_HARNESS for k in sets),
         )
+        watched = monitoring(args)
+        if watched and args.audit:
+            raise ValueError(f"{watched[0]} watches one run; --audit runs several (leave it out there)")
+        if watched:
+            from flowgraph.load import load_graph
+
+            refuse_monitoring_of_shards(args, load_graph(args.graph, sets).spec.shards is not None)
         control = LoadgenControl()
 
         def drain(name: str) -> None:
@@ -106,10 +116,16 @@ class LoadgenHarness:
                 running = asyncio.ensure_future(
                     run_loadgen(args.graph, sets, options, announcer(args.quiet), control=control)
                 )
-                every = 0.0 if args.quiet else float(getattr(args, "progress_every", 10.0))
-                if every <= 0:
-                    return await running
-                return await tick_until_done(running, every, _progress_line(control, options.scenario))
+                watcher = asyncio.ensure_future(_watch(control, args)) if watched else None
+                try:
+                    every = 0.0 if args.quiet else float(getattr(args, "progress_every", 10.0))
+                    if every <= 0:
+                        return await running
+                    return await tick_until_done(running, every, _progress_line(control, options.scenario))
+                finally:
+                    if watcher is not None:
+                        watcher.cancel()
+                        await asyncio.gather(watcher, return_exceptions=True)
 
         if args.audit:
             return _audit(args, sets, options, control, drain)
@@ -180,10 +196,24 @@ def _audit(
     return EXIT_OK if verdict.passed else EXIT_FAILED
 
 
+async def _watch(control: Any, args: argparse.Namespace) -> None:
+    """``--metrics`` / ``--prometheus-port`` over the graph LoadGen drives, from when it runs until
+    cancelled at the test's end (the series then gets its closing line)."""
+    await control.attached.wait()
+    if control.runtime is None:  # shards: refused before the run; nothing to watch here
+        return
+    async with watching(control.runtime, args):
+        await asyncio.Event().wait()
+
+
 def _progress_line(control: Any, scenario: str) -> Callable[[], None]:
     """A tick that prints the queries answered so far and their rate since the last tick (a LoadGen
-    test's length is LoadGen's to decide, so no total and no ETA)."""
+    test's length is LoadGen's to decide, so no total and no ETA), then the per-node view of the graph
+    answering them (``live.node_line``)."""
+    from flowgraph.live import Sampler, node_line
+
     last: list[float] = [0.0, 0.0]  # when, and how many, at the last line
+    sampler: list[Sampler] = []
 
     def line() -> None:
         answered = control.answered
@@ -191,7 +221,12 @@ def _progress_line(control: Any, scenario: str) -> Callable[[], None]:
             return
         now = time.perf_counter()
         rate = f", {(answered - last[1]) / (now - last[0]):,.0f}/s" if last[0] else ""
-        console.print(f"{scenario}: {answered:,} queries answered{rate}", highlight=False, markup=False)
+        text = f"{scenario}: {answered:,} queries answered{rate}"
+        if control.runtime is not None:
+            if not sampler or sampler[0].runtime is not control.runtime:  # a new run (warm-up, then the test)
+                sampler[:] = [Sampler(control.runtime)]
+            text += "\n" + node_line(sampler[0].sample())
+        console.print(text, highlight=False, markup=False)
         last[:] = [now, answered]
 
     return line

@@ -51,13 +51,22 @@ class LoadgenControl:
         self._run: Run | None = None
         self._shards: Any = None
         self.stopped = False
+        self.attached = asyncio.Event()
+        """Set once the test's graph (``runtime``) or its shards run: a watcher starts then."""
 
     def attach(self, bridge: Bridge, run: Run) -> None:
         self._bridge, self._run = bridge, run
+        self.attached.set()
+
+    @property
+    def runtime(self) -> Any:
+        """The running graph LoadGen's queries go through (None before it starts, and for shards)."""
+        return None if self._run is None else self._run.runtime
 
     def attach_shards(self, bridge: Any) -> None:
         """A sharded test: a stop answers LoadGen at once; the shards end with the pool."""
         self._shards = bridge
+        self.attached.set()
 
     @property
     def answered(self) -> int | None:

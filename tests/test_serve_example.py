@@ -56,3 +56,50 @@ async def test_serves_classification_over_http_with_bounded_concurrency(pruned_m
     stats = app[serve.STATS]
     assert stats["answered"] == 13 and stats["failed"] == 1
     assert 1 < stats["peak_in_flight"] <= 4  # requests overlapped, never more than the bound
+
+
+def test_the_example_runs_as_its_docstring_says_and_stops_on_ctrl_c(pruned_model, dataset):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "serve_aiohttp.py"),
+            "--port",
+            str(port),
+            "--set",
+            f"model.path={pruned_model}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    jpeg = next(dataset.glob("**/*.JPEG")).read_bytes()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/classify", data=jpeg, timeout=10
+                ) as response:
+                    answer = response.read().decode()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None and time.monotonic() < deadline, server.communicate()
+                time.sleep(0.2)
+        assert '"top5": [' in answer
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err  # Ctrl-C: aiohttp shuts down, the graph drains and tears down

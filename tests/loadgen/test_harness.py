@@ -594,5 +594,41 @@ def test_a_scenario_run_prints_progress_lines(tmp_path, dataset, answer_model, c
     sets = ["--set", f"model.path={answer_model}", "--set", f"dataset.path={dataset}"]
     argv = ["run", str(GRAPH), "--scenario", "SingleStream", "--count", "4000", "--progress-every", "0.2"]
     assert main([*argv, "--output", str(tmp_path / "p"), *sets]) == 0
-    lines = [line for line in capsys.readouterr().err.splitlines() if "queries answered" in line]
+    err = capsys.readouterr().err.splitlines()
+    lines = [line for line in err if "queries answered" in line]
     assert lines and lines[-1].startswith("SingleStream: ") and "/s" in lines[-1]
+    views = [line for line in err if line.startswith("  nodes: ")]
+    assert views and "inference" in views[-1] and "%" in views[-1]  # the graph answering, node by node
+
+
+def test_a_scenario_run_is_watched_by_metrics_and_prometheus(tmp_path, dataset, answer_model, capsys):
+    import json
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sets = ["--set", f"model.path={answer_model}", "--set", f"dataset.path={dataset}"]
+    series = tmp_path / "m.jsonl"
+    argv = [
+        "run",
+        str(GRAPH),
+        "--scenario",
+        "Offline",
+        "--count",
+        "2000",
+        "--quiet",
+        "--output",
+        str(tmp_path / "o"),
+    ]
+    watch = ["--metrics", str(series), "--metrics-every", "0.05", "--prometheus-port", str(port)]
+    assert main([*argv, *watch, *sets]) == 0
+    lines = [json.loads(line) for line in series.read_text().splitlines()]
+    assert lines[-1]["final"] and "inference" in lines[-1]["nodes"]
+    assert lines[-1]["nodes"]["inference"]["samples"] >= 2000  # the test's samples went through it
+    assert f"Prometheus: http://127.0.0.1:{port}/metrics" in capsys.readouterr().err
+
+
+def test_watching_flags_are_refused_with_audit(capsys):
+    assert main(["run", str(GRAPH), "--audit", "TEST01", "--metrics", "m.jsonl"]) == 2
+    assert "--metrics watches one run; --audit runs several" in capsys.readouterr().err

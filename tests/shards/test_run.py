@@ -147,3 +147,12 @@ shards: {{devices: 2, batch: 2, credit: 1}}
     assert "no more batches sent" in err and "stopped by Ctrl-C" in err
     assert "not sent" in err  # what was never sent is said, not lost
     assert set(Path(tempfile.gettempdir()).glob("flowgraph-shards-*")) == before
+
+
+def test_watching_flags_are_refused_before_a_sharded_run(tmp_path, dataset, capsys):
+    from flowgraph.cli import main
+
+    graph = die_graph(tmp_path, dataset, "raise")
+    assert main(["run", str(graph), "--metrics", str(tmp_path / "m.jsonl")]) == 2
+    assert "--metrics: works for a graph in one process, not a sharded one" in capsys.readouterr().err
+    assert not (tmp_path / "m.jsonl").exists()
