@@ -29,3 +29,36 @@ def write_chain(path: Path, middle: str, count: int, capacity: int = 64) -> Path
         f"edges: [{{from: a, to: s, capacity: {capacity}}}, {{from: s, to: c}}]\n"
     )
     return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on now (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_readme_block(heading: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """The first ```bash block under README heading ``heading`` (e.g. "## Sharding"), run by bash in
+    ``cwd`` (with the repository's graphs/ linked there) as a user would type it; fails with its output
+    if it exits non-zero."""
+    import re
+
+    level = heading.split(" ", 1)[0]
+    text = (TESTS.parent / "README.md").read_text()
+    section = text.split(heading, 1)[1].split(f"\n{level} ", 1)[0]
+    block = re.findall(r"```bash\n(.*?)```", section, re.S)[0]
+    (cwd / "graphs").symlink_to(TESTS.parent / "graphs")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done

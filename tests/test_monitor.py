@@ -69,14 +69,11 @@ edges: [{from: src, to: slow, capacity: 16}, {from: slow, to: out}]
 
 
 def test_the_cli_serves_the_endpoint_for_the_run(tmp_path):
-    import socket
     import time
 
-    from cli_process import start_cli
+    from cli_process import free_port, start_cli
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     graph = tmp_path / "g.yaml"
     graph.write_text(
         "nodes:\n  a: {type: source, params: {range: 400}}\n"

@@ -22,28 +22,12 @@ def test_readme_test_command_is_what_ci_runs():
 
 
 def test_the_readme_watching_commands_run_as_written(tmp_path):
-    import os
-    import subprocess
-    import sys
-
     import pytest
+    from cli_process import run_readme_block
 
     pytest.importorskip("matplotlib")
     pytest.importorskip("prometheus_client")
-    root = Path(__file__).parent.parent
-    section = (root / "README.md").read_text().split("### Watching a run", 1)[1].split("\n### ", 1)[0]
-    block = re.findall(r"```bash\n(.*?)```", section, re.S)[0]
-    (tmp_path / "graphs").symlink_to(root / "graphs")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_readme_block("### Watching a run", tmp_path, timeout=300)
     assert (tmp_path / "run.png").read_bytes()[:4] == b"\x89PNG"
     assert "samples/s" in done.stdout and "style factorial fill:#" in done.stdout
     assert "Prometheus: http://127.0.0.1:9464/metrics" in done.stderr

@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from cli_process import free_port
 
 pytest.importorskip("aiohttp")
 pytest.importorskip("cv2")
@@ -61,16 +62,13 @@ async def test_serves_classification_over_http_with_bounded_concurrency(pruned_m
 def test_the_example_runs_as_its_docstring_says_and_stops_on_ctrl_c(pruned_model, dataset):
     import os
     import signal
-    import socket
     import subprocess
     import sys
     import time
     import urllib.error
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [
             sys.executable,

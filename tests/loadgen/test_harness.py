@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from unittest import mock
 
 import pytest
+from cli_process import free_port
 
 pytest.importorskip("mlperf_loadgen", reason="LoadGen scenarios need flowgraph[loadgen]")
 
@@ -603,11 +604,8 @@ def test_a_scenario_run_prints_progress_lines(tmp_path, dataset, answer_model, c
 
 def test_a_scenario_run_is_watched_by_metrics_and_prometheus(tmp_path, dataset, answer_model, capsys):
     import json
-    import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     sets = ["--set", f"model.path={answer_model}", "--set", f"dataset.path={dataset}"]
     series = tmp_path / "m.jsonl"
     argv = [
