@@ -4,6 +4,7 @@
     python bench/scale.py parent [--qps 2000]                          # the parent's CPU per LoadGen query
     python bench/scale.py cpu [--count 600] [--repeat 2]               # LoadGen Offline: 1 process vs 2 shards
     python bench/scale.py gpu [--shards 1 2 4] [--qps 30000]           # one GPU: 1, 2, 4 shards, compiled
+    python bench/scale.py gpu --one-gpu-each --shards 1 2 4 8 --qps 240000   # N GPUs: a shard on each
 
 Every part prints a markdown table with the machine and the command; ``cpu`` and ``gpu`` alternate
 the configurations in one process, so their ratios are side by side.
@@ -131,10 +132,15 @@ def cpu(count: int, repeat: int) -> None:
         print(f"| {k + 1} | {one:,.1f} | {two:,.1f} | {two / one:.2f} |", flush=True)
 
 
-def gpu(shards: list[int], qps: float, server_qps: list[float], seconds: float) -> None:
-    """One H200, compiled fp16, bs 256, QSL in GPU memory: the compiled engine's ceiling, then LoadGen
-    Offline, Server (p99 bound 15 ms) and SingleStream for each number of shards sharing the GPU (1 is
-    the unsharded single process), in one process."""
+def gpu(
+    shards: list[int], qps: float, server_qps: list[float], seconds: float, one_gpu_each: bool = False
+) -> None:
+    """Compiled fp16, bs 256, QSL in GPU memory: the compiled engine's ceiling on GPU 0, then LoadGen
+    Offline, Server (p99 bound 15 ms) and SingleStream for each number of shards (1 is the unsharded
+    single process), in one process. The shards share GPU 0, or with ``one_gpu_each`` shard k runs on
+    GPU k: then the Offline row's scaling efficiency is N-shard samples/s / (N x the 1-process run's).
+    ``parent`` is the parent's CPU during the Offline test: µs per sample, and the cores it kept busy
+    (near 1.0, its event loop is the limit)."""
     header("gpu")
     sys.path.insert(0, "bench")
     import gpu as gpu_bench
@@ -149,12 +155,22 @@ def gpu(shards: list[int], qps: float, server_qps: list[float], seconds: float) 
         "preprocess_workers": 8,
         "loadgen.start_from_device": True,
     }
-    print("| shards | Offline samples/s | / ceiling | Server QPS | p99 ms | VALID | SingleStream p90 ms |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| shards | GPUs | Offline samples/s | / (GPUs x ceiling) | scaling | parent µs/sample, cores | "
+        "Server QPS | p99 ms | VALID | SingleStream p90 ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    single = float("nan")
     for n in shards:
-        sets = dict(base) if n == 1 else {**base, "shards.devices": [0] * n, "shards.credit": 4}
+        devices = list(range(n)) if one_gpu_each else [0] * n
+        gpus = len(set(devices))
+        sets = dict(base) if n == 1 else {**base, "shards.devices": devices, "shards.credit": 4}
         off = _loadgen(GPU_GRAPH, sets, scenario="Offline", target_qps=qps, time_s=seconds)
         rate = float(off.metrics.get("Samples per second", "nan"))
+        single = rate if n == 1 else single
+        scaling = rate / (gpus * single) if one_gpu_each else float("nan")
+        cpu_s, wall_s = off.extra["test_cpu_s"], off.extra["test_wall_s"]
+        parent = f"{cpu_s / (rate * wall_s) * 1e6:.1f}, {cpu_s / wall_s:.2f}"
         rows = []
         for target in server_qps:
             srv = _loadgen(
@@ -175,7 +191,8 @@ def gpu(shards: list[int], qps: float, server_qps: list[float], seconds: float) 
         p90 = float(next((v for k, v in ss.metrics.items() if k.startswith("90")), "nan")) / 1e6
         for target, p99, valid in rows or [(float("nan"), float("nan"), None)]:
             print(
-                f"| {n} | {rate:,.0f} | {rate / ceiling:.2f} | {target:,.0f} | {p99:.2f} | {valid} | {p90:.3f} |",
+                f"| {n} | {gpus} | {rate:,.0f} | {rate / (gpus * ceiling):.2f} | {scaling:.2f} | {parent} | "
+                f"{target:,.0f} | {p99:.2f} | {valid} | {p90:.3f} |",
                 flush=True,
             )
 
@@ -191,6 +208,9 @@ def main() -> None:
     parser.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--server-qps", type=float, nargs="*", default=[20000], help="none: no Server runs")
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument(
+        "--one-gpu-each", action="store_true", help="gpu: shard k on GPU k (else all on GPU 0)"
+    )
     args = parser.parse_args()
     if args.part == "transport":
         transport(args.batches, args.size)
@@ -199,7 +219,7 @@ def main() -> None:
     elif args.part == "cpu":
         cpu(args.count, args.repeat)
     else:
-        gpu(args.shards, args.qps, args.server_qps, args.seconds)
+        gpu(args.shards, args.qps, args.server_qps, args.seconds, args.one_gpu_each)
 
 
 if __name__ == "__main__":

@@ -254,11 +254,13 @@ async def _test_in_process(
 
 async def timed_test(lg: Any, test: tuple[Any, ...], options: LoadgenOptions, extra: dict[str, Any]) -> None:
     """LoadGen's test (``StartTestWithLogSettings(*test)``) in its own thread, the collector frozen
-    around it, and the parent's CPU during it (LoadGen's threads included) in ``extra["test_cpu_s"]``."""
-    cpu_before = time.process_time()
+    around it, and the parent's CPU during it (LoadGen's threads included) in ``extra["test_cpu_s"]``, over
+    ``extra["test_wall_s"]`` seconds (their ratio: the cores the parent kept busy)."""
+    cpu_before, wall_before = time.process_time(), time.perf_counter()
     with _frozen_gc(options.freeze_gc):
         await asyncio.to_thread(lg.StartTestWithLogSettings, *test)
     extra["test_cpu_s"] = time.process_time() - cpu_before
+    extra["test_wall_s"] = time.perf_counter() - wall_before
 
 
 async def stop_helpers(bridge: Any, pump: asyncio.Task[Any], watcher: asyncio.Task[Any]) -> None:

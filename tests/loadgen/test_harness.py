@@ -62,6 +62,10 @@ def test_every_scenario_runs_end_to_end_and_is_valid(tmp_path, dataset, answer_m
     if scenario == "Offline":
         expected = max(expected, 200)
     assert result.report.samples["completed"] >= expected  # every issued sample was answered
+    # the parent's CPU over the test's wall time: what bench/scale.py reports as cores kept busy
+    assert (
+        result.extra["test_wall_s"] > 0 and 0 < result.extra["test_cpu_s"] < 4 * result.extra["test_wall_s"]
+    )
 
 
 def test_single_stream_bypasses_batching(tmp_path, dataset, answer_model):
