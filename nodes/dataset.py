@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowgraph import Needs, Port, SampleFailed, Source, WorkerRule, node_type
 
+from .files import replace_atomically
 from .payloads import Sample
 from .sources import ExternalInput
 
@@ -201,13 +202,15 @@ def write_synthetic_dataset(
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
         if not ok:
             raise RuntimeError(f"could not encode {name}")
-        (out / name).write_bytes(encoded.tobytes())
+        data = encoded.tobytes()
+        replace_atomically(
+            out / name, lambda tmp, data=data: tmp.write_bytes(data)
+        )  # shards may write it too
         lines.append(f"{name} {int(rng.integers(0, 1000))}\n")
         if progress:
             progress(i + 1, count)
-    tmp = out / "val_map.txt.tmp"
-    tmp.write_text("".join(lines))
-    tmp.replace(out / "val_map.txt")  # written last and atomically: its presence means the folder is complete
+    # written last and atomically: its presence means the folder is complete
+    replace_atomically(out / "val_map.txt", lambda tmp: tmp.write_text("".join(lines)))
     return out
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowgraph import END, Needs, Node, Port, SampleFailed, WorkerIO, WorkerRule, node_type
 
+from .files import replace_atomically
 from .payloads import Image, Sample
 
 __all__ = [
@@ -156,9 +157,7 @@ class Preprocess(Node):
         p = self.params
         array = preprocess_image(decode(data, where), p.variant, p.layout, p.size)
         if cached is not None:
-            tmp = cached.with_suffix(f".{id(array)}.tmp.npy")
-            np.save(tmp, array)
-            tmp.replace(cached)
+            replace_atomically(cached, lambda tmp: np.save(tmp, array))
         return Image(sample.sample_id, sample.label, array, sample.t_start)
 
     def _many(self, samples: Sequence[Sample]) -> list[Image | SampleFailed]:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..files import replace_atomically
+
 __all__ = ["FULL", "PRUNED", "ResNetWidths", "build_resnet50", "builtin_model_path"]
 
 INPUT_NAME = "input_tensor"
@@ -135,9 +137,7 @@ def build_resnet50(out: Path | str, variant: str = "full", seed: int = 0) -> Pat
     onnx.checker.check_model(model)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    onnx.save(model, str(tmp))
-    tmp.replace(out)
+    replace_atomically(out, lambda tmp: onnx.save(model, str(tmp)))  # shards may build it at once
     return out
 
 
