@@ -203,9 +203,7 @@ def write_synthetic_dataset(
         if not ok:
             raise RuntimeError(f"could not encode {name}")
         data = encoded.tobytes()
-        replace_atomically(
-            out / name, lambda tmp, data=data: tmp.write_bytes(data)
-        )  # shards may write it too
+        replace_atomically(out / name, lambda tmp: tmp.write_bytes(data))  # noqa: B023 - called at once
         lines.append(f"{name} {int(rng.integers(0, 1000))}\n")
         if progress:
             progress(i + 1, count)

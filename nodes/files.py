@@ -14,11 +14,12 @@ import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 __all__ = ["replace_atomically"]
 
 
-def replace_atomically(target: Path, write: Callable[[Path], None]) -> Path:
+def replace_atomically(target: Path, write: Callable[[Path], Any]) -> Path:
     """``write(tmp)`` into a temporary path unique to this call, then rename it to ``target``."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{target.suffix}")
     try:
