@@ -7,6 +7,7 @@ Latencies are kept in a bounded reservoir so a long run cannot grow memory witho
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 
 __all__ = ["EdgeMetrics", "Failure", "NodeMetrics", "Reservoir", "percentile"]
@@ -77,15 +78,48 @@ class NodeMetrics:
     wait_out_s: float = 0.0
     """Worker-seconds blocked on a full output: downstream is the bottleneck."""
     worker_s: float = 0.0
-    """Worker-seconds alive; for nodes with their own ``run``, busy = alive - waiting."""
+    """Worker-seconds alive, of workers that ended; for nodes with their own ``run``, busy = alive -
+    waiting."""
+    running: int = 0
+    """Workers alive now, and the sum of their start times: their alive time so far, for figures read
+    while the run goes on (a live view, a scrape)."""
+    running_since: float = 0.0
+    waiting: int = 0
+    """Waits in progress now (input or output), and the sum of their start times."""
+    waiting_since: float = 0.0
     started: float = 0.0
     finished: float = 0.0
     latency: Reservoir = field(default_factory=Reservoir)
 
     @property
     def busy(self) -> float:
-        """Measured per item for ``process`` nodes; derived from alive minus waiting for the others."""
-        return self.busy_s if self.busy_s else max(0.0, self.worker_s - self.wait_in_s - self.wait_out_s)
+        """Measured per item for ``process`` nodes; derived from alive minus waiting for the others,
+        counting the workers still alive and the waits still in progress while the run goes on."""
+        if self.busy_s:
+            return self.busy_s
+        alive, waiting = self.worker_s, self.wait_in_s + self.wait_out_s
+        if self.running:
+            now = time.perf_counter()
+            alive += self.running * now - self.running_since
+            waiting += self.waiting * now - self.waiting_since
+        return max(0.0, alive - waiting)
+
+    def wait_begins(self) -> float:
+        """Mark a wait (input or output) as in progress; its start time, for ``wait_ends``."""
+        t0 = time.perf_counter()
+        self.waiting += 1
+        self.waiting_since += t0
+        return t0
+
+    def wait_ends(self, t0: float, output: bool = False) -> None:
+        """The wait begun at ``t0`` is over: count it as waiting on the input (or on the output)."""
+        dt = time.perf_counter() - t0
+        self.waiting -= 1
+        self.waiting_since -= t0
+        if output:
+            self.wait_out_s += dt
+        else:
+            self.wait_in_s += dt
 
     def as_dict(self) -> dict[str, object]:
         span = max(self.finished - self.started, 1e-9)

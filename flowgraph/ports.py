@@ -49,9 +49,11 @@ class Inbox:
         self.current = None
         item = channel.get_nowait()
         if item is EMPTY:
-            t0 = _perf()
-            item = await channel.get()
-            self._m.wait_in_s += _perf() - t0
+            t0 = self._m.wait_begins()
+            try:
+                item = await channel.get()
+            finally:
+                self._m.wait_ends(t0)
         if item is END:
             return END
         self.current = item
@@ -182,9 +184,11 @@ class Outbox:
                 else targets[partition if partition is not None else _least_loaded(targets)]
             )
             if len(channel) >= channel.limit:
-                t0 = _perf()
-                await channel.put(item)
-                m.wait_out_s += _perf() - t0
+                t0 = m.wait_begins()
+                try:
+                    await channel.put(item)
+                finally:
+                    m.wait_ends(t0, output=True)
             else:
                 await channel.put(item)
         m.items_out += 1
@@ -208,28 +212,32 @@ class Outbox:
         if len(targets) == 1:
             channel = targets[0]
             if not channel.promise():
-                t0 = _perf()
-                await channel.wanted()
-                self._m.wait_out_s += _perf() - t0
+                t0 = self._m.wait_begins()
+                try:
+                    await channel.wanted()
+                finally:
+                    self._m.wait_ends(t0, output=True)
             return 0
         t0 = 0.0
-        while True:
-            for channel in targets:
-                channel.raise_if_failed()
-            best = _least_loaded(targets, start, with_room=True)
-            if best >= 0 and targets[best].promise():
-                if t0:
-                    self._m.wait_out_s += _perf() - t0
-                return best
-            t0 = t0 or _perf()
-            fut = asyncio.get_running_loop().create_future()
-            for channel in targets:
-                channel.add_wanter(fut)
-            try:
-                await fut
-            finally:
+        try:
+            while True:
                 for channel in targets:
-                    channel.remove_wanter(fut)
+                    channel.raise_if_failed()
+                best = _least_loaded(targets, start, with_room=True)
+                if best >= 0 and targets[best].promise():
+                    return best
+                t0 = t0 or self._m.wait_begins()
+                fut = asyncio.get_running_loop().create_future()
+                for channel in targets:
+                    channel.add_wanter(fut)
+                try:
+                    await fut
+                finally:
+                    for channel in targets:
+                        channel.remove_wanter(fut)
+        finally:
+            if t0:
+                self._m.wait_ends(t0, output=True)
 
     def withdraw(self, partition: int = 0, port: str | None = None) -> None:
         """Take back a ``wanted()`` promise that this worker will not keep."""
@@ -289,9 +297,11 @@ async def process_each(
     while True:
         item = channel.get_nowait()
         if item is EMPTY:
-            t0 = _perf()
-            item = await channel.get()
-            m.wait_in_s += _perf() - t0
+            t0 = m.wait_begins()
+            try:
+                item = await channel.get()
+            finally:
+                m.wait_ends(t0)
         if item is END:
             break
         inbox.current = item

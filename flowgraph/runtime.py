@@ -71,9 +71,11 @@ class _WorkerIO:
         while True:
             item = channel.get_nowait()
             if item is EMPTY:  # waiting for the embedding program counts as waiting, not as busy
-                t0 = _perf()
-                item = await channel.get()
-                m.wait_in_s += _perf() - t0
+                t0 = m.wait_begins()
+                try:
+                    item = await channel.get()
+                finally:
+                    m.wait_ends(t0)
             if item is END:
                 return
             yield item
@@ -309,6 +311,9 @@ class Runtime:
         io = _WorkerIO(self, run, worker)
         node = run.node
         t_alive = _perf()
+        m = run.metrics
+        m.running += 1
+        m.running_since += t_alive
         try:
             if self.fast_path and type(node).run is Node.run and io.inbox is not None:
                 skip = functools.partial(self._skip, run, io.worker) if run.spec.on_error == "skip" else None
@@ -338,8 +343,10 @@ class Runtime:
             self._fail_all(failure)
             raise failure from exc
         finally:
-            run.metrics.finished = now = _perf()
-            run.metrics.worker_s += now - t_alive
+            m.finished = now = _perf()
+            m.worker_s += now - t_alive
+            m.running -= 1
+            m.running_since -= t_alive
         run.remaining -= 1
         if run.remaining == 0:
             for edges in run.outputs.values():

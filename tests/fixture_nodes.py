@@ -333,3 +333,14 @@ class TotalNamingSamples(Node):
             total += item
             ids.append(item)
         await io.out.send(Sum(total, ids))
+
+
+class SlowLoop(Node):
+    """Like ``Slow``, in a loop of its own (so its busy time is derived, not timed per item)."""
+
+    Params = SlowParams
+
+    async def run(self, io: Any) -> None:
+        async for item in io.inbox:
+            await asyncio.sleep(self.params.seconds)
+            await io.out.send(item)
