@@ -97,3 +97,21 @@ def test_the_cli_serves_the_endpoint_for_the_run(tmp_path):
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert f"Prometheus: http://127.0.0.1:{port}/metrics" in err
+
+
+def test_without_prometheus_client_the_flag_names_the_extra_before_the_run(monkeypatch, capsys):
+    import builtins
+
+    from flowgraph.cli import main
+
+    real_import = builtins.__import__
+
+    def no_client(name, *args, **kwargs):
+        if name.split(".")[0] == "prometheus_client":
+            raise ImportError("No module named 'prometheus_client'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_client)
+    assert main(["run", "graphs/hello.yaml", "--prometheus-port", "9464"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'flowgraph[monitor]'" in err and "results" not in err

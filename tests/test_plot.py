@@ -55,3 +55,20 @@ def test_viz_draws_a_png_top_to_bottom_without_graphviz(tmp_path, monkeypatch):
     width, height = png_size(out.read_bytes())
     assert height > 1.5 * width  # eight stages as a column, not a 2148x76 strip
     assert width >= 300
+
+
+def test_without_matplotlib_plot_names_the_extra_to_install(tmp_path, monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.split(".")[0] == "matplotlib":
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    series = tmp_path / "s.jsonl"
+    series.write_text('{"t_s": 1, "nodes": {}}\n')
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    assert main(["plot", str(series)]) == 2
+    assert "pip install 'flowgraph[plot]'" in capsys.readouterr().err
