@@ -296,7 +296,6 @@ def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
     if chosen:
         return chosen[0].run(args)
     graph = load(args)
-    refuse_monitoring_of_shards(args, graph.checked.loaded.spec.shards is not None)
     with report_kept_on_failure(args.report):
         if graph.checked.loaded.spec.shards is not None:
             report = run_event_loop(_run_sharded(args, quiet=args.quiet, every_s=args.progress_every))
@@ -330,7 +329,7 @@ def monitoring(args: argparse.Namespace) -> list[str]:
 
 
 def refuse_monitoring_of_shards(args: argparse.Namespace, sharded: bool) -> None:
-    """Refuse the watching flags before a sharded run: its nodes run in other processes."""
+    """Refuse the watching flags before a sharded LoadGen test (a plain sharded run is watched)."""
     flags = monitoring(args)
     if sharded and flags:
         raise GraphFileError(
@@ -339,7 +338,7 @@ def refuse_monitoring_of_shards(args: argparse.Namespace, sharded: bool) -> None
                     flags[0],
                     None,
                     None,
-                    "works for a graph in one process, not a sharded one (not wired yet)",
+                    "watches a plain sharded run, not a sharded LoadGen test (not wired yet)",
                 )
             ]
         )
@@ -347,8 +346,9 @@ def refuse_monitoring_of_shards(args: argparse.Namespace, sharded: bool) -> None
 
 @contextlib.asynccontextmanager
 async def watching(runtime: Any, args: argparse.Namespace) -> AsyncIterator[None]:
-    """``--metrics`` and ``--prometheus-port`` around a running graph (a plain run's, or the graph a
-    harness drives): the series is written and the endpoint served until the block ends."""
+    """``--metrics`` and ``--prometheus-port`` around a running graph (a plain run's, the graph a
+    harness drives, or a sharded run's ``ShardsView``): the series is written and the endpoint served
+    until the block ends."""
     from .timeseries import MetricsWriter
 
     writer = (
@@ -407,18 +407,33 @@ def interrupts(run: Run) -> Interrupts:
 
 async def _run_sharded(args: argparse.Namespace, quiet: bool, every_s: float) -> Report:
     """A graph with ``shards:``: the parent sends index batches, the shards run them (``shards.run``).
-    Ctrl-C once stops sending and lets the shards finish what they hold; twice cancels."""
+    Progress lines (with the per-node line summed over the shards), ``--metrics`` and Prometheus read a
+    ``ShardsView`` the parent refreshes from the shards. Ctrl-C once stops sending and lets the shards
+    finish what they hold; twice cancels."""
+    from .live import Sampler, node_line
     from .shards.run import run_sharded
+    from .shards.view import ShardsView
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    last = [time.perf_counter()]
+    started = time.perf_counter()
+    last = [started]
+    intervals = [every_s if every_s > 0 else 1.0, args.metrics_every if args.metrics else 1.0, 1.0]
+    view = ShardsView(args.graph.stem, every_s=min(intervals))
+    sampler = Sampler(view)
 
     def progress(done: int, total: int) -> None:
         now = time.perf_counter()
         if not quiet and every_s > 0 and (now - last[0] >= every_s or done == total):
             last[0] = now
-            console.print(f"{done:,}/{total:,} samples answered by the shards", highlight=False)
+            rate = done / max(now - started, 1e-9)
+            eta = f", ETA {(total - done) / rate:,.0f} s" if rate > 0 and done < total else ""
+            nodes = f"\n{node_line(sampler.sample())}" if view.shards else ""
+            console.print(
+                f"{done:,}/{total:,} samples answered by the shards, {rate:,.1f}/s{eta}{nodes}",
+                highlight=False,
+                markup=False,
+            )
 
     def drain(name: str) -> None:
         console.print(
@@ -427,14 +442,16 @@ async def _run_sharded(args: argparse.Namespace, quiet: bool, every_s: float) ->
         stop.set()
 
     running = asyncio.ensure_future(
-        run_sharded(args.graph, overrides(args), announcer(quiet), progress=progress, stop=stop)
+        run_sharded(args.graph, overrides(args), announcer(quiet), progress=progress, stop=stop, view=view)
     )
 
     def cancel() -> None:
         running.cancel()
 
-    with Interrupts(loop, drain, cancel, lambda: "the shards' parent"):
-        return await running
+    async with watching(view, args):
+        with Interrupts(loop, drain, cancel, lambda: "the shards' parent"):
+            return await running
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def _run_with_progress(graph: Graph, args: argparse.Namespace) -> Report:

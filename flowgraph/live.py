@@ -7,31 +7,51 @@ draws that as a table under the progress bar in a terminal, and as one line per 
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from typing import Any, Protocol
 
 from rich import box
 from rich.table import Table
 
-from .runtime import Runtime
+from .metrics import NodeMetrics
 
-__all__ = ["Sampler", "node_line", "node_view"]
+__all__ = ["Sampler", "Watched", "node_line", "node_view"]
 
 HOT_BUSY_PCT = 90.0
 """Busy % at which a node is shown as the likely bottleneck."""
 
 
-class Sampler:
-    """Samples ``runtime``: each call to ``sample`` covers the time since the previous one."""
+class Watched(Protocol):
+    """What the watchers read: a ``Runtime``, or ``shards.view.ShardsView`` for a sharded run."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def metrics(self) -> list[NodeMetrics]: ...
+
+    def live_metrics(self) -> list[NodeMetrics]: ...
+
+    def queue_fill(self) -> dict[str, tuple[int, int]]: ...
+
+    def queue_before(self) -> dict[str, tuple[int, int]]: ...
+
+    def now(self) -> float: ...
+
+
+class Sampler:
+    """Samples ``runtime``: each call to ``sample`` covers the time since the previous one (by the
+    runtime's clock: a sharded run's figures are as of their last snapshot)."""
+
+    def __init__(self, runtime: Watched) -> None:
         self.runtime = runtime
-        self._t0 = self._last_t = time.perf_counter()
+        self._t0 = self._last_t = runtime.now()
         self._last: dict[str, tuple[int, int, float]] = {}
 
     def sample(self) -> dict[str, Any]:
-        now = time.perf_counter()
-        dt = max(now - self._last_t, 1e-9)
+        now = self.runtime.now()
+        dt = now - self._last_t
+        if dt <= 0:  # no new snapshot since the last sample: nothing moved that we know of
+            dt = 1e-9
         before = self.runtime.queue_before()
         nodes = {}
         for m in self.runtime.metrics:

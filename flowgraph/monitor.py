@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from .errors import DependencyMissing
-from .runtime import Runtime
+from .live import Watched
 
 __all__ = ["PrometheusEndpoint", "RunCollector"]
 
@@ -39,9 +39,9 @@ def _client() -> Any:
 class RunCollector:
     """A ``prometheus_client`` collector over one run: register it in any registry."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Watched) -> None:
         self.runtime = runtime
-        self.graph = runtime.graph.name
+        self.graph = runtime.name
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -105,7 +105,7 @@ class PrometheusEndpoint:
     """Serves ``/metrics`` for one run on ``addr:port`` while the ``with`` block runs, then stops its
     server and joins its thread (none left behind). ``port`` 0 picks a free port (see ``port``)."""
 
-    def __init__(self, runtime: Runtime, port: int, addr: str = "127.0.0.1") -> None:
+    def __init__(self, runtime: Watched, port: int, addr: str = "127.0.0.1") -> None:
         client = _client()
         self.registry = client.CollectorRegistry()
         self.registry.register(RunCollector(runtime))

@@ -133,6 +133,14 @@ class Runtime:
     # --- public ---------------------------------------------------------------------------------------
 
     @property
+    def name(self) -> str:
+        return self.graph.name
+
+    def now(self) -> float:
+        """The clock its figures are read against (``live.Watched``)."""
+        return _perf()
+
+    @property
     def nodes(self) -> dict[str, Node]:
         return {name: run.node for name, run in self._runs.items()}
 

@@ -13,8 +13,7 @@ import json
 from pathlib import Path
 from typing import IO, Any
 
-from .live import Sampler
-from .runtime import Runtime
+from .live import Sampler, Watched
 
 __all__ = ["MetricsWriter", "latency_histogram"]
 
@@ -36,7 +35,7 @@ def latency_histogram(values: list[float], bins: int = HISTOGRAM_BINS) -> dict[s
 class MetricsWriter:
     """Samples ``runtime`` every ``every_s`` seconds into ``path`` (one JSON object per line)."""
 
-    def __init__(self, runtime: Runtime, path: Path, every_s: float = 1.0) -> None:
+    def __init__(self, runtime: Watched, path: Path, every_s: float = 1.0) -> None:
         if not every_s > 0:
             raise ValueError("--metrics-every must be above 0 seconds")
         self.runtime, self.path, self.every_s = runtime, path, every_s

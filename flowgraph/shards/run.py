@@ -5,6 +5,7 @@ results come back and the shards' reports are joined into one."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ from ..validate import validate
 from .plan import resolve_devices
 from .pool import ProcessShardPool, ShardPool
 from .service import ShardJob
+from .view import ShardsView
 
 __all__ = ["open_pool", "run_sharded", "shard_job"]
 
@@ -53,11 +55,12 @@ async def run_sharded(
     cache_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     stop: asyncio.Event | None = None,
+    view: ShardsView | None = None,
 ) -> Report:
     """Run a graph with ``shards:`` to the end; ``progress(done, total)`` after each batch. Raises
     ``ShardFailure`` (naming the shard, its device and the node) if a shard fails. Setting ``stop``
     drains: no batch is sent after it, the batches in flight finish, and the report says what was
-    not run (``stopped``)."""
+    not run (``stopped``). ``view``: kept up to date with the shards' summed counters while they run."""
     loaded = load_graph(graph_file, overrides)
     validate(loaded)
     assert loaded.spec.shards is not None, "run_sharded runs graphs with a shards: section"
@@ -88,6 +91,7 @@ async def run_sharded(
             if progress is not None:
                 progress(done, total)
 
+        following = asyncio.create_task(view.follow(pool)) if view is not None else None
         try:
             async with asyncio.TaskGroup() as group:
                 watcher = group.create_task(_raise_on_failure(pool))
@@ -104,6 +108,13 @@ async def run_sharded(
                 watcher.cancel()
         except BaseExceptionGroup as group_error:
             raise first_failure(group_error) from None
+        finally:
+            if following is not None:
+                following.cancel()
+                await asyncio.gather(following, return_exceptions=True)
+        if view is not None:  # the figures at the end, for the watchers' last line
+            with contextlib.suppress(Exception):
+                view.update(await asyncio.wait_for(pool.broadcast("metrics"), 5))
     sent = total - (stopped or {}).get("not sent", 0)
     report = _joined(
         loaded.spec.name or Path(graph_file).stem,

@@ -167,6 +167,29 @@ class ShardService:
         node, values = payload
         self._run.tune(node, **values)
 
+    async def _op_metrics(self, _: Any) -> dict[str, Any]:
+        """The shard graph's counters now (``shards.view``: the parent's live view, --metrics and
+        Prometheus over every shard)."""
+        assert self._run is not None
+        runtime = self._run.runtime
+        nodes = [
+            {
+                "name": m.name,
+                "type": m.type,
+                "workers": m.workers,
+                "items_in": m.items_in,
+                "items_out": m.items_out,
+                "samples_in": m.samples_in,
+                "samples_out": m.samples_out,
+                "failed": m.failed,
+                "busy": m.busy,
+                "wait_in_s": m.wait_in_s,
+                "wait_out_s": m.wait_out_s,
+            }
+            for m in runtime.metrics
+        ]
+        return {"nodes": nodes, "queues": runtime.queue_fill(), "before": runtime.queue_before()}
+
     async def _op_close(self, _: Any) -> Any:
         """End the shard graph and return its report (its results are the parent's already)."""
         run, self._run = self._run, None

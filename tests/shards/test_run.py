@@ -149,10 +149,56 @@ shards: {{devices: 2, batch: 2, credit: 1}}
     assert set(Path(tempfile.gettempdir()).glob("flowgraph-shards-*")) == before
 
 
-def test_watching_flags_are_refused_before_a_sharded_run(tmp_path, dataset, capsys):
-    from flowgraph.cli import main
+def test_a_sharded_run_is_watched_summed_over_its_shards(tmp_path, dataset, no_leftovers):
+    import json
 
+    from cli_process import free_port, start_cli
+
+    graph = tmp_path / "slow.yaml"
+    graph.write_text(
+        f"""
+nodes:
+  init: {{type: imagenet, params: {{path: "{dataset}"}}}}
+  slow: {{type: "fixture_nodes:Slow", params: {{seconds: 0.05}}}}
+  out: {{type: collect}}
+edges:
+  - {{from: init, to: slow}}
+  - {{from: slow, to: out}}
+shards: {{devices: 2, batch: 2, credit: 1}}
+"""
+    )
+    series, port = tmp_path / "m.jsonl", free_port()
+    proc = start_cli(
+        "run",
+        str(graph),
+        "--progress-every",
+        "0.2",
+        "--metrics",
+        str(series),
+        "--metrics-every",
+        "0.2",
+        "--prometheus-port",
+        str(port),
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in series.read_text().splitlines()]
+    last = lines[-1]
+    assert last["final"] and last["nodes"]["slow"]["samples"] == 24  # both shards' samples, summed
+    assert any(line["nodes"].get("slow", {}).get("busy_pct", 0) > 50 for line in lines)  # mid-run figures
+    assert any("slow" in line["nodes"] and line["nodes"]["slow"]["samples"] < 24 for line in lines)
+    views = [line for line in err.splitlines() if line.startswith("  nodes: ")]
+    assert views and "slow" in views[-1], err
+    assert f"Prometheus: http://127.0.0.1:{port}/metrics" in err and "ETA" in err
+
+
+def test_watching_flags_are_refused_before_a_sharded_loadgen_test(tmp_path, dataset, capsys):
+    pytest.importorskip("mlperf_loadgen")
     graph = die_graph(tmp_path, dataset, "raise")
-    assert main(["run", str(graph), "--metrics", str(tmp_path / "m.jsonl")]) == 2
-    assert "--metrics: works for a graph in one process, not a sharded one" in capsys.readouterr().err
+    text = graph.read_text().replace(
+        "nodes:", "params:\n  loadgen: {qsl: [init], complete_after: die}\nnodes:", 1
+    )
+    graph.write_text(text)
+    assert main(["run", str(graph), "--scenario", "Offline", "--metrics", str(tmp_path / "m.jsonl")]) == 2
+    assert "--metrics: watches a plain sharded run, not a sharded LoadGen test" in capsys.readouterr().err
     assert not (tmp_path / "m.jsonl").exists()
