@@ -59,7 +59,6 @@ __all__ = [
     "out",
     "overrides",
     "print_report",
-    "refuse_monitoring_of_shards",
     "report_kept_on_failure",
     "tick_until_done",
     "watching",
@@ -326,22 +325,6 @@ def monitoring(args: argparse.Namespace) -> list[str]:
     """The watching flags given (``--metrics``, ``--prometheus-port``)."""
     given = (("--metrics", args.metrics), ("--prometheus-port", args.prometheus_port))
     return [flag for flag, value in given if value is not None]
-
-
-def refuse_monitoring_of_shards(args: argparse.Namespace, sharded: bool) -> None:
-    """Refuse the watching flags before a sharded LoadGen test (a plain sharded run is watched)."""
-    flags = monitoring(args)
-    if sharded and flags:
-        raise GraphFileError(
-            [
-                Issue(
-                    flags[0],
-                    None,
-                    None,
-                    "watches a plain sharded run, not a sharded LoadGen test (not wired yet)",
-                )
-            ]
-        )
 
 
 @contextlib.asynccontextmanager

@@ -19,7 +19,6 @@ from flowgraph.cli import (
     monitoring,
     out,
     overrides,
-    refuse_monitoring_of_shards,
     report_kept_on_failure,
     tick_until_done,
     watching,
@@ -96,11 +95,12 @@ class LoadgenHarness:
         watched = monitoring(args)
         if watched and args.audit:
             raise ValueError(f"{watched[0]} watches one run; --audit runs several (leave it out there)")
-        if watched:
-            from flowgraph.load import load_graph
-
-            refuse_monitoring_of_shards(args, load_graph(args.graph, sets).spec.shards is not None)
         control = LoadgenControl()
+        intervals = [
+            float(getattr(args, "progress_every", 10.0)) or 1.0,
+            args.metrics_every if args.metrics else 1.0,
+        ]
+        control.view_every_s = min(1.0, *intervals)
 
         def drain(name: str) -> None:
             console.print(
@@ -200,8 +200,6 @@ async def _watch(control: Any, args: argparse.Namespace) -> None:
     """``--metrics`` / ``--prometheus-port`` over the graph LoadGen drives, from when it runs until
     cancelled at the test's end (the series then gets its closing line)."""
     await control.attached.wait()
-    if control.runtime is None:  # shards: refused before the run; nothing to watch here
-        return
     async with watching(control.runtime, args):
         await asyncio.Event().wait()
 
@@ -222,9 +220,10 @@ def _progress_line(control: Any, scenario: str) -> Callable[[], None]:
         now = time.perf_counter()
         rate = f", {(answered - last[1]) / (now - last[0]):,.0f}/s" if last[0] else ""
         text = f"{scenario}: {answered:,} queries answered{rate}"
-        if control.runtime is not None:
-            if not sampler or sampler[0].runtime is not control.runtime:  # a new run (warm-up, then the test)
-                sampler[:] = [Sampler(control.runtime)]
+        watched = control.runtime
+        if watched is not None and watched.metrics:
+            if not sampler or sampler[0].runtime is not watched:  # a new run (warm-up, then the test)
+                sampler[:] = [Sampler(watched)]
             text += "\n" + node_line(sampler[0].sample())
         console.print(text, highlight=False, markup=False)
         last[:] = [now, answered]

@@ -53,6 +53,9 @@ class LoadgenControl:
         self.stopped = False
         self.attached = asyncio.Event()
         """Set once the test's graph (``runtime``) or its shards run: a watcher starts then."""
+        self._view: Any = None
+        self.view_every_s = 1.0
+        """How often a sharded test's ``ShardsView`` asks the shards for their counters."""
 
     def attach(self, bridge: Bridge, run: Run) -> None:
         self._bridge, self._run = bridge, run
@@ -60,12 +63,13 @@ class LoadgenControl:
 
     @property
     def runtime(self) -> Any:
-        """The running graph LoadGen's queries go through (None before it starts, and for shards)."""
-        return None if self._run is None else self._run.runtime
+        """What the watchers read: the running graph LoadGen's queries go through, or for a sharded
+        test the ``ShardsView`` over its shards (None before either starts)."""
+        return self._view if self._run is None else self._run.runtime
 
-    def attach_shards(self, bridge: Any) -> None:
+    def attach_shards(self, bridge: Any, view: Any = None) -> None:
         """A sharded test: a stop answers LoadGen at once; the shards end with the pool."""
-        self._shards = bridge
+        self._shards, self._view = bridge, view
         self.attached.set()
 
     @property

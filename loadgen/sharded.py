@@ -186,6 +186,7 @@ async def test_sharded(
     reports, extra figures, val_map)."""
     from flowgraph.shards.plan import resolve_devices
     from flowgraph.shards.run import open_pool, shard_job
+    from flowgraph.shards.view import ShardsView
 
     from .run import log_settings_for, stop_helpers, sut_batching, timed_test, warm_up_and_tune
 
@@ -210,8 +211,11 @@ async def test_sharded(
         total = int(pool.infos[0]["samples"])
         val_map = pool.infos[0].get("val_map")
         bridge = ShardBridge(lg, asyncio.get_running_loop(), pool, dispatch)
-        if control is not None:
-            control.attach_shards(bridge)
+        following = None
+        if control is not None:  # the CLI's progress lines and watchers read the shards' summed counters
+            view = ShardsView(Path(graph_file).stem, control.view_every_s)
+            following = asyncio.create_task(view.follow(pool), name="loadgen:shard-view")
+            control.attach_shards(bridge, view)
         sut = lg.ConstructSUT(bridge.issue_queries, bridge.flush_queries)
         qsl = lg.ConstructQSL(
             total,
@@ -245,6 +249,10 @@ async def test_sharded(
             (log_dir / "flowgraph_error.txt").write_text(f"{type(error).__name__}: {error}\n")
             raise error from None
         finally:
+            if following is not None:
+                following.cancel()
+                await asyncio.gather(following, return_exceptions=True)
+                await view.last(pool)
             lg.DestroyQSL(qsl)
             lg.DestroySUT(sut)
     return None, extra, Path(val_map) if val_map else None

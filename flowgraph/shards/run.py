@@ -5,7 +5,6 @@ results come back and the shards' reports are joined into one."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -112,9 +111,8 @@ async def run_sharded(
             if following is not None:
                 following.cancel()
                 await asyncio.gather(following, return_exceptions=True)
-        if view is not None:  # the figures at the end, for the watchers' last line
-            with contextlib.suppress(Exception):
-                view.update(await asyncio.wait_for(pool.broadcast("metrics"), 5))
+        if view is not None:
+            await view.last(pool)
     sent = total - (stopped or {}).get("not sent", 0)
     report = _joined(
         loaded.spec.name or Path(graph_file).stem,

@@ -10,6 +10,7 @@ between a snapshot and whenever a reader looked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -84,3 +85,9 @@ class ShardsView:
             except Exception:
                 return
             await asyncio.sleep(self.every_s)
+
+    async def last(self, pool: Any, patience_s: float = 5.0) -> None:
+        """One more refresh when the run's work is done, so the watchers' closing figures are the
+        final ones, not the last interval's (a short test may fit between two refreshes)."""
+        with contextlib.suppress(Exception):
+            self.update(await asyncio.wait_for(pool.broadcast("metrics"), patience_s))

@@ -192,13 +192,17 @@ shards: {{devices: 2, batch: 2, credit: 1}}
     assert f"Prometheus: http://127.0.0.1:{port}/metrics" in err and "ETA" in err
 
 
-def test_watching_flags_are_refused_before_a_sharded_loadgen_test(tmp_path, dataset, capsys):
+def test_a_sharded_loadgen_test_is_watched_summed_over_its_shards(tmp_path, dataset, capsys):
+    import json
+
     pytest.importorskip("mlperf_loadgen")
-    graph = die_graph(tmp_path, dataset, "raise")
-    text = graph.read_text().replace(
-        "nodes:", "params:\n  loadgen: {qsl: [init], complete_after: die}\nnodes:", 1
-    )
-    graph.write_text(text)
-    assert main(["run", str(graph), "--scenario", "Offline", "--metrics", str(tmp_path / "m.jsonl")]) == 2
-    assert "--metrics: watches a plain sharded run, not a sharded LoadGen test" in capsys.readouterr().err
-    assert not (tmp_path / "m.jsonl").exists()
+    model = constant_class_model(tmp_path / "const.onnx", answer=3)
+    series = tmp_path / "m.jsonl"
+    argv = ["run", str(GRAPH), "--scenario", "Offline", "--count", "400", "--output", str(tmp_path / "o")]
+    sets = ["--set", f"model.path={model}", "--set", f"dataset.path={dataset}", "--set", "shards.devices=2"]
+    watch = ["--metrics", str(series), "--metrics-every", "0.1", "--progress-every", "0.1"]
+    assert main([*argv, *sets, *watch]) == 0
+    last = json.loads(series.read_text().splitlines()[-1])
+    assert last["final"] and last["nodes"]["inference"]["samples"] >= 400  # both shards' samples, summed
+    err = capsys.readouterr().err
+    assert any(line.startswith("  nodes: ") and "inference" in line for line in err.splitlines()), err
