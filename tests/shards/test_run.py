@@ -114,17 +114,14 @@ def test_the_command_line_names_the_failing_shard(tmp_path, dataset, capsys, no_
     assert code == 1 and "node 'die'" in err and "told to fail on sample 13" in err
 
 
-def test_ctrl_c_stops_sending_lets_the_shards_finish_and_leaves_nothing(tmp_path, dataset):
-    import signal
-
-    from cli_process import start_cli
-
-    graph = tmp_path / "slow.yaml"
-    graph.write_text(
+def slow_sharded_graph(tmp_path: Path, dataset: Path, seconds: float) -> Path:
+    """Two CPU shards, two samples a batch, each sample taking ``seconds`` in a ``Slow`` node."""
+    path = tmp_path / "slow.yaml"
+    path.write_text(
         f"""
 nodes:
   init: {{type: imagenet, params: {{path: "{dataset}"}}}}
-  slow: {{type: "fixture_nodes:Slow", params: {{seconds: 0.2}}}}
+  slow: {{type: "fixture_nodes:Slow", params: {{seconds: {seconds}}}}}
   out: {{type: collect}}
 edges:
   - {{from: init, to: slow}}
@@ -132,6 +129,15 @@ edges:
 shards: {{devices: 2, batch: 2, credit: 1}}
 """
     )
+    return path
+
+
+def test_ctrl_c_stops_sending_lets_the_shards_finish_and_leaves_nothing(tmp_path, dataset):
+    import signal
+
+    from cli_process import start_cli
+
+    graph = slow_sharded_graph(tmp_path, dataset, 0.2)
     before = set(Path(tempfile.gettempdir()).glob("flowgraph-shards-*"))
     proc = start_cli("run", str(graph), "--progress-every", "0.1")
     try:
@@ -154,19 +160,7 @@ def test_a_sharded_run_is_watched_summed_over_its_shards(tmp_path, dataset, no_l
 
     from cli_process import free_port, start_cli
 
-    graph = tmp_path / "slow.yaml"
-    graph.write_text(
-        f"""
-nodes:
-  init: {{type: imagenet, params: {{path: "{dataset}"}}}}
-  slow: {{type: "fixture_nodes:Slow", params: {{seconds: 0.05}}}}
-  out: {{type: collect}}
-edges:
-  - {{from: init, to: slow}}
-  - {{from: slow, to: out}}
-shards: {{devices: 2, batch: 2, credit: 1}}
-"""
-    )
+    graph = slow_sharded_graph(tmp_path, dataset, 0.05)
     series, port = tmp_path / "m.jsonl", free_port()
     proc = start_cli(
         "run",
