@@ -19,15 +19,9 @@ from .channel import ChannelClosed
 from .errors import FlowgraphError, SampleError
 from .feeds import Feed, ResultStream
 from .metrics import Failure
-from .node import sample_of
+from .node import sample_keys, sample_of
 
 __all__ = ["Calls"]
-
-
-def _keys(sample: object) -> list[object]:
-    if sample is None:
-        return []
-    return list(sample) if isinstance(sample, list) else [sample]
 
 
 class Calls:
@@ -39,10 +33,6 @@ class Calls:
         """Results no call waited for (items fed by ``submit`` beside the calls): the report keeps them."""
         on_failure.append(self._failed)
         self.router = asyncio.create_task(self._route(results), name="flowgraph:calls")
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
 
     async def call(self, feed: Feed, item: Any, timeout: float | None) -> Any:
         key = sample_of(item)
@@ -71,7 +61,7 @@ class Calls:
                 del self._waiting[key]
 
     def _failed(self, failure: Failure) -> None:
-        for key in _keys(failure.sample):
+        for key in sample_keys(failure.sample):
             answer = self._waiting.get(key)
             if answer is not None and not answer.done():
                 answer.set_exception(SampleError(failure))
@@ -81,7 +71,7 @@ class Calls:
         try:
             async for item in results:
                 claimed = False
-                for key in _keys(sample_of(item)):
+                for key in sample_keys(sample_of(item)):
                     answer = self._waiting.get(key)
                     if answer is not None and not answer.done():
                         answer.set_result(item)

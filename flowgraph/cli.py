@@ -60,6 +60,7 @@ __all__ = [
     "overrides",
     "print_report",
     "report_kept_on_failure",
+    "shard_view_every_s",
     "tick_until_done",
     "watching",
 ]
@@ -297,7 +298,7 @@ def cmd_run(args: argparse.Namespace, harnesses: Sequence[Harness] = ()) -> int:
     graph = load(args)
     with report_kept_on_failure(args.report):
         if graph.checked.loaded.spec.shards is not None:
-            report = run_event_loop(_run_sharded(args, quiet=args.quiet, every_s=args.progress_every))
+            report = run_event_loop(_run_sharded(args))
         else:
             report = run_event_loop(_run_with_progress(graph, args))
     if not args.quiet:
@@ -325,6 +326,13 @@ def monitoring(args: argparse.Namespace) -> list[str]:
     """The watching flags given (``--metrics``, ``--prometheus-port``)."""
     given = (("--metrics", args.metrics), ("--prometheus-port", args.prometheus_port))
     return [flag for flag, value in given if value is not None]
+
+
+def shard_view_every_s(args: argparse.Namespace) -> float:
+    """How often a sharded run's parent asks the shards for their counters: as often as the progress
+    line or ``--metrics`` reads them, at least once a second (Prometheus, the closing figures)."""
+    progress = float(getattr(args, "progress_every", 10.0))
+    return min(1.0, progress if progress > 0 else 1.0, args.metrics_every if args.metrics else 1.0)
 
 
 @contextlib.asynccontextmanager
@@ -388,7 +396,7 @@ def interrupts(run: Run) -> Interrupts:
     return Interrupts(asyncio.get_running_loop(), drain, stop, run.runtime.still_running)
 
 
-async def _run_sharded(args: argparse.Namespace, quiet: bool, every_s: float) -> Report:
+async def _run_sharded(args: argparse.Namespace) -> Report:
     """A graph with ``shards:``: the parent sends index batches, the shards run them (``shards.run``).
     Progress lines (with the per-node line summed over the shards), ``--metrics`` and Prometheus read a
     ``ShardsView`` the parent refreshes from the shards. Ctrl-C once stops sending and lets the shards
@@ -398,11 +406,11 @@ async def _run_sharded(args: argparse.Namespace, quiet: bool, every_s: float) ->
     from .shards.view import ShardsView
 
     loop = asyncio.get_running_loop()
+    quiet, every_s = args.quiet, args.progress_every
     stop = asyncio.Event()
     started = time.perf_counter()
     last = [started]
-    intervals = [every_s if every_s > 0 else 1.0, args.metrics_every if args.metrics else 1.0, 1.0]
-    view = ShardsView(args.graph.stem, every_s=min(intervals))
+    view = ShardsView(args.graph.stem, every_s=shard_view_every_s(args))
     sampler = Sampler(view)
 
     def progress(done: int, total: int) -> None:

@@ -98,6 +98,27 @@ def _shards(graph: CheckedGraph) -> tuple[set[str], str] | None:
     return shard_members(graph.loaded.spec, graph.digraph)
 
 
+def _placement(graph: CheckedGraph) -> tuple[list[str], list[str], str | None]:
+    """The nodes in topological order: those drawn outside the shards' box, those inside it, and the
+    box's caption (None: the graph has no shards, and every node is outside)."""
+    order = graph.topological_order()
+    shards = _shards(graph)
+    if shards is None:
+        return order, [], None
+    members, caption = shards
+    return [n for n in order if n not in members], [n for n in order if n in members], caption
+
+
+def _edge_text(graph: CheckedGraph, e: CheckedEdge, sep: str) -> str:
+    """An edge's label: its ports when not the plain out -> in, the data type, the queue's capacity."""
+    ports = [f"{e.source_port}→{e.target_port}"] if (e.source_port, e.target_port) != ("out", "in") else []
+    return sep.join([*ports, _edge_type(graph, e), f"cap {e.capacity}"])
+
+
+_DOT_BREAK = "\\n"
+"""A line break inside a DOT label (backslash n, written as such in the file)."""
+
+
 def _dot_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
@@ -111,24 +132,17 @@ def to_dot(graph: CheckedGraph, figures: Figures | None = None) -> str:
     ]
 
     def node_line(name: str, indent: str) -> str:
-        label = "\\n".join(_dot_text(line) for line in _node_lines(graph, name, figures))
+        label = _DOT_BREAK.join(_dot_text(line) for line in _node_lines(graph, name, figures))
         return f'{indent}"{name}" [label="{label}", fillcolor="{_fill(name, figures)}"];'
 
-    shards = _shards(graph)
-    for name in graph.topological_order():
-        if shards is None or name not in shards[0]:
-            lines.append(node_line(name, "  "))
-    if shards is not None:
-        lines.append(f'  subgraph cluster_shards {{\n    label="{shards[1]}";\n    style=dashed;')
-        lines += [node_line(name, "    ") for name in graph.topological_order() if name in shards[0]]
+    outside, inside, caption = _placement(graph)
+    lines += [node_line(name, "  ") for name in outside]
+    if caption is not None:
+        lines.append(f'  subgraph cluster_shards {{\n    label="{caption}";\n    style=dashed;')
+        lines += [node_line(name, "    ") for name in inside]
         lines.append("  }")
     for e in graph.edges:
-        ports = (
-            f"{e.source_port}→{e.target_port}\\n" if (e.source_port, e.target_port) != ("out", "in") else ""
-        )
-        lines.append(
-            f'  "{e.source}" -> "{e.target}" [label="{ports}{_edge_type(graph, e)}\\ncap {e.capacity}"];'
-        )
+        lines.append(f'  "{e.source}" -> "{e.target}" [label="{_edge_text(graph, e, _DOT_BREAK)}"];')
     if figures:
         lines.append('  label="fill: busy % (green idle, red busy)"; labelloc=b; fontsize=10;')
     lines.append("}")
@@ -144,19 +158,14 @@ def to_mermaid(graph: CheckedGraph, figures: Figures | None = None) -> str:
         return f'{indent}{ident(name)}["{label}"]'
 
     lines = ["flowchart TB"]
-    shards = _shards(graph)
-    for name in graph.topological_order():
-        if shards is None or name not in shards[0]:
-            lines.append(node_line(name, "    "))
-    if shards is not None:
-        lines.append(f'    subgraph shards["{shards[1]}"]')
-        lines += [node_line(name, "        ") for name in graph.topological_order() if name in shards[0]]
+    outside, inside, caption = _placement(graph)
+    lines += [node_line(name, "    ") for name in outside]
+    if caption is not None:
+        lines.append(f'    subgraph shards["{caption}"]')
+        lines += [node_line(name, "        ") for name in inside]
         lines.append("    end")
     for e in graph.edges:
-        ports = f"{e.source_port}→{e.target_port} " if (e.source_port, e.target_port) != ("out", "in") else ""
-        lines.append(
-            f'    {ident(e.source)} -->|"{ports}{_edge_type(graph, e)} cap {e.capacity}"| {ident(e.target)}'
-        )
+        lines.append(f'    {ident(e.source)} -->|"{_edge_text(graph, e, " ")}"| {ident(e.target)}')
     if figures:
         lines += [
             f"    style {ident(name)} fill:{_fill(name, figures)}" for name in graph.topological_order()

@@ -56,7 +56,7 @@ class Sampler:
         nodes = {}
         for m in self.runtime.metrics:
             out_before, samples_before, busy_before = self._last.get(m.name, (0, 0, 0.0))
-            samples = m.samples_in or m.samples_out  # a source counts what it sent
+            samples = m.samples
             queued, capacity = before.get(m.name, (0, 0))
             nodes[m.name] = {
                 "items_in": m.items_in,

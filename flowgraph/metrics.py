@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 __all__ = ["EdgeMetrics", "Failure", "NodeMetrics", "Reservoir", "percentile"]
 
@@ -55,6 +57,10 @@ def percentile(ordered: list[float], q: float) -> float:
         return 0.0
     rank = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
     return ordered[rank]
+
+
+SUMMED = ("items_in", "items_out", "samples_in", "samples_out", "failed", "wait_in_s", "wait_out_s")
+"""``NodeMetrics`` counters that add up over copies of a node (``counters``, ``add``)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -104,6 +110,28 @@ class NodeMetrics:
             waiting += self.waiting * now - self.waiting_since
         return max(0.0, alive - waiting)
 
+    @property
+    def samples(self) -> int:
+        """Samples through the node: what it took, or for a source (which takes none) what it sent."""
+        return self.samples_in or self.samples_out
+
+    def counters(self) -> dict[str, object]:
+        """What can be summed over copies of this node (a shard each), for ``add`` in another process."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            "workers": self.workers,
+            "busy_s": self.busy,
+            **{key: getattr(self, key) for key in SUMMED},
+        }
+
+    def add(self, counters: Mapping[str, object]) -> None:
+        """Add another copy's ``counters`` to these (its workers, counts and seconds)."""
+        self.workers += cast(int, counters["workers"])
+        self.busy_s += cast(float, counters["busy_s"])
+        for key in SUMMED:
+            setattr(self, key, getattr(self, key) + counters[key])
+
     def wait_begins(self) -> float:
         """Mark a wait (input or output) as in progress; its start time, for ``wait_ends``."""
         t0 = time.perf_counter()
@@ -137,9 +165,8 @@ class NodeMetrics:
             "utilization": round(self.busy / (span * self.workers), 4) if self.finished else 0.0,
             "items_per_s": round(self.items_out / span, 2) if self.finished else 0.0,
             "samples_in": self.samples_in,
-            # samples per second through the node: what it took (a source: what it sent), whatever
-            # its items are (a batch node's items are batches)
-            "rate_per_s": round((self.samples_in or self.samples_out) / span, 2) if self.finished else 0.0,
+            # samples per second through the node, whatever its items are (a batch node's are batches)
+            "rate_per_s": round(self.samples / span, 2) if self.finished else 0.0,
             "latency_ms": {k: round(v * 1e3, 4) for k, v in lat.items()},
             "latency_n": self.latency.count,
         }

@@ -78,7 +78,7 @@ class RunCollector:
             labels = [self.graph, m.name, m.type]
             families["items_in"].add_metric(labels, m.items_in)
             families["items_out"].add_metric(labels, m.items_out)
-            families["samples"].add_metric(labels, m.samples_in or m.samples_out)
+            families["samples"].add_metric(labels, m.samples)
             families["failed"].add_metric(labels, m.failed)
             families["busy"].add_metric(labels, m.busy)
             families["wait_in"].add_metric(labels, m.wait_in_s)

@@ -39,6 +39,7 @@ __all__ = [
     "WorkerIO",
     "WorkerRule",
     "sample_count",
+    "sample_keys",
     "sample_of",
 ]
 
@@ -380,6 +381,13 @@ def sample_of(item: Any) -> object | None:
     if isinstance(item, Mapping):
         return item.get("id")
     return None
+
+
+def sample_keys(sample: object) -> list[object]:
+    """The ids a ``sample_of`` value names, as a list: one id, a batch's ids, or none (None)."""
+    if sample is None:
+        return []
+    return list(sample) if isinstance(sample, list) else [sample]
 
 
 def sample_count(item: Any) -> int:

@@ -34,12 +34,11 @@ class Collector(Protocol):
 class Inbox:
     """One worker's view of one input port; tracks the item in hand for error messages."""
 
-    __slots__ = ("_channel", "_m", "current", "partitioned", "sink")
+    __slots__ = ("_channel", "_m", "current", "partitioned")
 
-    def __init__(self, channel: Channel, metrics: NodeMetrics, sink: bool, partitioned: bool) -> None:
+    def __init__(self, channel: Channel, metrics: NodeMetrics, partitioned: bool) -> None:
         self._channel = channel
         self._m = metrics
-        self.sink = sink
         self.partitioned = partitioned
         self.current: Any = None
 

@@ -12,7 +12,7 @@ import asyncio
 import functools
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,12 +42,10 @@ class _WorkerIO:
         self._runtime = runtime
         self._run = run
         self.worker = worker
-        sink = not run.outputs
         self.inputs: Mapping[str, Inbox] = {
             port: Inbox(
                 chs[worker] if run.spec.cls.inputs[port].partitioned else chs[0],
                 run.metrics,
-                sink,
                 run.spec.cls.inputs[port].partitioned,
             )
             for port, chs in run.inputs.items()
@@ -157,22 +155,21 @@ class Runtime:
         does that on the loop): safe to read from another thread, a scraper's."""
         return [run.metrics for run in self._runs.values()]
 
+    def _edge_fills(self) -> Iterator[tuple[EdgeMetrics, int, int]]:
+        """Each edge, its items queued now and its capacity (a partitioned edge: its queues summed)."""
+        for em, channels in self._edge_channels:
+            yield em, sum(len(c) for c in channels), em.capacity * len(channels)
+
     def queue_fill(self) -> dict[str, tuple[int, int]]:
-        """Each edge's items queued now and its capacity (a partitioned edge: its queues summed)."""
-        return {
-            em.label: (sum(len(c) for c in channels), em.capacity * len(channels))
-            for em, channels in self._edge_channels
-        }
+        """Each edge's items queued now and its capacity, by edge label."""
+        return {em.label: (queued, capacity) for em, queued, capacity in self._edge_fills()}
 
     def queue_before(self) -> dict[str, tuple[int, int]]:
         """Per node: the items queued at its inputs now and their capacity (its input edges summed)."""
         before: dict[str, tuple[int, int]] = {}
-        for em, channels in self._edge_channels:
-            queued, capacity = before.get(em.target, (0, 0))
-            before[em.target] = (
-                queued + sum(len(c) for c in channels),
-                capacity + em.capacity * len(channels),
-            )
+        for em, queued, capacity in self._edge_fills():
+            q, c = before.get(em.target, (0, 0))
+            before[em.target] = (q + queued, c + capacity)
         return before
 
     def sources(self) -> list[str]:

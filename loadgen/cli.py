@@ -20,6 +20,7 @@ from flowgraph.cli import (
     out,
     overrides,
     report_kept_on_failure,
+    shard_view_every_s,
     tick_until_done,
     watching,
 )
@@ -96,11 +97,7 @@ class LoadgenHarness:
         if watched and args.audit:
             raise ValueError(f"{watched[0]} watches one run; --audit runs several (leave it out there)")
         control = LoadgenControl()
-        intervals = [
-            float(getattr(args, "progress_every", 10.0)) or 1.0,
-            args.metrics_every if args.metrics else 1.0,
-        ]
-        control.view_every_s = min(1.0, *intervals)
+        control.view_every_s = shard_view_every_s(args)
 
         def drain(name: str) -> None:
             console.print(
@@ -221,7 +218,7 @@ def _progress_line(control: Any, scenario: str) -> Callable[[], None]:
         rate = f", {(answered - last[1]) / (now - last[0]):,.0f}/s" if last[0] else ""
         text = f"{scenario}: {answered:,} queries answered{rate}"
         watched = control.runtime
-        if watched is not None and watched.metrics:
+        if watched is not None and watched.live_metrics():  # a view has none before its first refresh
             if not sampler or sampler[0].runtime is not watched:  # a new run (warm-up, then the test)
                 sampler[:] = [Sampler(watched)]
             text += "\n" + node_line(sampler[0].sample())

@@ -207,14 +207,16 @@ async def test_sharded(
     )
     announce(f"{len(devices)} shards on {', '.join('cpu' if d is None else f'GPU {d}' for d in devices)}")
     extra: dict[str, Any] = {"shards": len(devices)}
-    async with open_pool(shards, job, devices, shards.credit * dispatch) as pool:
+    async with (
+        open_pool(shards, job, devices, shards.credit * dispatch) as pool,
+        contextlib.AsyncExitStack() as watched,
+    ):
         total = int(pool.infos[0]["samples"])
         val_map = pool.infos[0].get("val_map")
         bridge = ShardBridge(lg, asyncio.get_running_loop(), pool, dispatch)
-        following = None
         if control is not None:  # the CLI's progress lines and watchers read the shards' summed counters
             view = ShardsView(Path(graph_file).stem, control.view_every_s)
-            following = asyncio.create_task(view.follow(pool), name="loadgen:shard-view")
+            await watched.enter_async_context(view.following(pool))
             control.attach_shards(bridge, view)
         sut = lg.ConstructSUT(bridge.issue_queries, bridge.flush_queries)
         qsl = lg.ConstructQSL(
@@ -249,10 +251,6 @@ async def test_sharded(
             (log_dir / "flowgraph_error.txt").write_text(f"{type(error).__name__}: {error}\n")
             raise error from None
         finally:
-            if following is not None:
-                following.cancel()
-                await asyncio.gather(following, return_exceptions=True)
-                await view.last(pool)
             lg.DestroyQSL(qsl)
             lg.DestroySUT(sut)
     return None, extra, Path(val_map) if val_map else None

@@ -5,6 +5,7 @@ results come back and the shards' reports are joined into one."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -90,9 +91,11 @@ async def run_sharded(
             if progress is not None:
                 progress(done, total)
 
-        following = asyncio.create_task(view.follow(pool)) if view is not None else None
         try:
-            async with asyncio.TaskGroup() as group:
+            async with (
+                view.following(pool) if view is not None else contextlib.nullcontext(),
+                asyncio.TaskGroup() as group,
+            ):
                 watcher = group.create_task(_raise_on_failure(pool))
                 batches = []
                 for start in range(0, total, batch):
@@ -107,12 +110,6 @@ async def run_sharded(
                 watcher.cancel()
         except BaseExceptionGroup as group_error:
             raise first_failure(group_error) from None
-        finally:
-            if following is not None:
-                following.cancel()
-                await asyncio.gather(following, return_exceptions=True)
-        if view is not None:
-            await view.last(pool)
     sent = total - (stopped or {}).get("not sent", 0)
     report = _joined(
         loaded.spec.name or Path(graph_file).stem,

@@ -22,7 +22,7 @@ from ..errors import FlowgraphError, first_failure
 from ..graph import Graph, Run
 from ..load import load_graph
 from ..metrics import Failure
-from ..node import sample_of
+from ..node import sample_keys, sample_of
 from ..trust import allow_modules
 from ..validate import validate
 from .plan import cut_for_shards
@@ -172,22 +172,7 @@ class ShardService:
         Prometheus over every shard)."""
         assert self._run is not None
         runtime = self._run.runtime
-        nodes = [
-            {
-                "name": m.name,
-                "type": m.type,
-                "workers": m.workers,
-                "items_in": m.items_in,
-                "items_out": m.items_out,
-                "samples_in": m.samples_in,
-                "samples_out": m.samples_out,
-                "failed": m.failed,
-                "busy": m.busy,
-                "wait_in_s": m.wait_in_s,
-                "wait_out_s": m.wait_out_s,
-            }
-            for m in runtime.metrics
-        ]
+        nodes = [m.counters() for m in runtime.metrics]
         return {"nodes": nodes, "queues": runtime.queue_fill(), "before": runtime.queue_before()}
 
     async def _op_close(self, _: Any) -> Any:
@@ -223,8 +208,7 @@ class ShardService:
     async def _read(self, run: Run) -> None:
         try:
             async for result in run.results():
-                ids = sample_of(result)
-                for qid in ids if isinstance(ids, list) else [ids]:
+                for qid in sample_keys(sample_of(result)):
                     future = self._waiting.pop(cast(int, qid), None)
                     if future is not None and not future.done():
                         future.set_result(result)
@@ -240,8 +224,7 @@ class ShardService:
 
     def _failed(self, failure: Failure) -> None:
         """A sample failed under ``on_error: skip``: its request gets no answer for it (None)."""
-        ids = failure.sample if isinstance(failure.sample, list) else [failure.sample]
-        for qid in ids:
+        for qid in sample_keys(failure.sample):
             future = self._waiting.pop(cast(int, qid), None)
             if future is not None and not future.done():
                 future.set_result(None)

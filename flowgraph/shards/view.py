@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ..metrics import NodeMetrics
@@ -59,15 +60,7 @@ class ShardsView:
                 m = nodes.get(n["name"])
                 if m is None:
                     m = nodes[n["name"]] = NodeMetrics(n["name"], n["type"], 0)
-                m.workers += n["workers"]
-                m.items_in += n["items_in"]
-                m.items_out += n["items_out"]
-                m.samples_in += n["samples_in"]
-                m.samples_out += n["samples_out"]
-                m.failed += n["failed"]
-                m.busy_s += n["busy"]
-                m.wait_in_s += n["wait_in_s"]
-                m.wait_out_s += n["wait_out_s"]
+                m.add(n)
             for into, key in ((queues, "queues"), (before, "before")):
                 for label, (queued, capacity) in snapshot[key].items():
                     q, c = into.get(label, (0, 0))
@@ -75,6 +68,23 @@ class ShardsView:
         self._nodes, self._queues, self._before = list(nodes.values()), queues, before
         self._at = time.perf_counter()
         self.shards = len(snapshots)
+
+    @contextlib.asynccontextmanager
+    async def following(self, pool: Any) -> AsyncIterator[None]:
+        """Keep the view up to date from ``pool`` while the block runs; when it ends (but not when
+        cancelled), refresh once more, so the watchers' closing figures are the final ones."""
+        task = asyncio.create_task(self.follow(pool), name="flowgraph:shard-view")
+        cancelled = False
+        try:
+            yield
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            if not cancelled:
+                await self.last(pool)
 
     async def follow(self, pool: Any) -> None:
         """Refresh from ``pool`` every ``every_s`` until cancelled, or until a shard cannot answer (the
