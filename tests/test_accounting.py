@@ -102,13 +102,7 @@ edges: [{{from: s, to: fold}}, {{from: fold, to: r}}]
 
 
 def test_many_to_one_a_group_that_names_its_samples_completes_them_all():
-    report = Graph.from_text("""
-nodes:
-  s: {type: source, params: {range: 2000}}
-  fold: {type: batch, params: {size: 2000}}
-  r: {type: collect}
-edges: [{from: s, to: fold}, {from: fold, to: r}]
-""").run_sync()
+    report = Graph.from_text(_aggregate("batch, params: {size: 2000}")).run_sync()
     assert report.samples == {"entered": 2000, "completed": 2000, "failed": 0, "dropped": 0}
     assert report.node("fold")["items_out"] == 1 and report.node("r")["samples_in"] == 2000
 

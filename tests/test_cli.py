@@ -115,12 +115,7 @@ def test_a_terminal_run_shows_a_live_per_node_view_with_an_eta(tmp_path, monkeyp
 def test_metrics_writes_a_time_series_of_the_run_as_json_lines(tmp_path):
     import json
 
-    graph = tmp_path / "g.yaml"
-    graph.write_text(
-        "nodes:\n  a: {type: source, params: {range: 40}}\n"
-        "  s: {type: 'fixture_nodes:Slow', params: {seconds: 0.01}}\n  c: {type: discard}\n"
-        "edges: [{from: a, to: s, capacity: 8}, {from: s, to: c}]\n"
-    )
+    graph = write_chain(tmp_path / "g.yaml", f"{{type: '{F}:Slow', params: {{seconds: 0.01}}}}", 40, 8)
     out = tmp_path / "m.jsonl"
     assert main(["run", str(graph), "--quiet", "--metrics", str(out), "--metrics-every", "0.05"]) == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
@@ -138,12 +133,8 @@ def test_metrics_writes_a_time_series_of_the_run_as_json_lines(tmp_path):
     assert last["latency"]["s"]["edges_ms"][0] >= 9  # the node sleeps 10 ms per item
 
 
-def test_monitoring_flags_are_refused_where_they_would_record_nothing(tmp_path, capsys):
-    graph = tmp_path / "g.yaml"
-    graph.write_text(
-        "nodes:\n  a: {type: source, params: {range: 4}}\n  c: {type: discard}\nedges: [{from: a, to: c}]\n"
-    )
-    assert main(["run", str(graph), "--prometheus-port", "70000"]) == 2
+def test_a_prometheus_port_outside_the_tcp_range_is_refused_before_the_run(capsys):
+    assert main(["run", "graphs/hello.yaml", "--prometheus-port", "70000"]) == 2
     assert "--prometheus-port: 70000 is not a TCP port" in capsys.readouterr().err
 
 

@@ -71,15 +71,10 @@ edges: [{from: src, to: slow, capacity: 16}, {from: slow, to: out}]
 def test_the_cli_serves_the_endpoint_for_the_run(tmp_path):
     import time
 
-    from cli_process import free_port, start_cli
+    from cli_process import free_port, start_cli, write_chain
 
     port = free_port()
-    graph = tmp_path / "g.yaml"
-    graph.write_text(
-        "nodes:\n  a: {type: source, params: {range: 400}}\n"
-        "  s: {type: 'fixture_nodes:Slow', params: {seconds: 0.01}}\n  c: {type: discard}\n"
-        "edges: [{from: a, to: s}, {from: s, to: c}]\n"
-    )
+    graph = write_chain(tmp_path / "g.yaml", "{type: 'fixture_nodes:Slow', params: {seconds: 0.01}}", 400)
     proc = start_cli("run", str(graph), "--quiet", "--prometheus-port", str(port))
     try:
         deadline = time.monotonic() + 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cli_process import write_chain
 
 from flowgraph.cli import main
 
@@ -15,12 +16,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def test_a_run_s_metrics_become_one_png(tmp_path, capsys):
-    graph = tmp_path / "g.yaml"
-    graph.write_text(
-        "nodes:\n  a: {type: source, params: {range: 30}}\n"
-        "  s: {type: 'fixture_nodes:Slow', params: {seconds: 0.01}}\n  c: {type: discard}\n"
-        "edges: [{from: a, to: s, capacity: 4}, {from: s, to: c}]\n"
-    )
+    graph = write_chain(tmp_path / "g.yaml", "{type: 'fixture_nodes:Slow', params: {seconds: 0.01}}", 30, 4)
     series = tmp_path / "run.jsonl"
     assert main(["run", str(graph), "--quiet", "--metrics", str(series), "--metrics-every", "0.05"]) == 0
     assert main(["plot", str(series)]) == 0

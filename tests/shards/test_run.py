@@ -77,21 +77,27 @@ def test_a_node_that_raises_in_a_shard_fails_the_run_naming_shard_device_and_nod
     assert time.perf_counter() - t0 < 30
 
 
-def die_graph(tmp_path: Path, dataset: Path, how: str) -> Path:
-    path = tmp_path / "die.yaml"
+def sharded_chain(path: Path, dataset: Path, name: str, node: str, shards: str) -> Path:
+    """A graph file: the dataset's samples -> node ``name`` (``node``, its YAML mapping) -> collect,
+    split into shards as ``shards`` (the YAML of its ``shards:`` section) says."""
     path.write_text(
         f"""
 nodes:
   init: {{type: imagenet, params: {{path: "{dataset}"}}}}
-  die: {{type: "fixture_nodes:DieOnSample", params: {{sample: 13, how: {how}}}}}
+  {name}: {node}
   out: {{type: collect}}
 edges:
-  - {{from: init, to: die}}
-  - {{from: die, to: out}}
-shards: {{devices: 2, batch: 4}}
+  - {{from: init, to: {name}}}
+  - {{from: {name}, to: out}}
+shards: {shards}
 """
     )
     return path
+
+
+def die_graph(tmp_path: Path, dataset: Path, how: str) -> Path:
+    node = f'{{type: "fixture_nodes:DieOnSample", params: {{sample: 13, how: {how}}}}}'
+    return sharded_chain(tmp_path / "die.yaml", dataset, "die", node, "{devices: 2, batch: 4}")
 
 
 def test_a_shard_whose_process_dies_fails_the_run_at_once(tmp_path, dataset, no_leftovers):
@@ -116,20 +122,8 @@ def test_the_command_line_names_the_failing_shard(tmp_path, dataset, capsys, no_
 
 def slow_sharded_graph(tmp_path: Path, dataset: Path, seconds: float) -> Path:
     """Two CPU shards, two samples a batch, each sample taking ``seconds`` in a ``Slow`` node."""
-    path = tmp_path / "slow.yaml"
-    path.write_text(
-        f"""
-nodes:
-  init: {{type: imagenet, params: {{path: "{dataset}"}}}}
-  slow: {{type: "fixture_nodes:Slow", params: {{seconds: {seconds}}}}}
-  out: {{type: collect}}
-edges:
-  - {{from: init, to: slow}}
-  - {{from: slow, to: out}}
-shards: {{devices: 2, batch: 2, credit: 1}}
-"""
-    )
-    return path
+    node = f'{{type: "fixture_nodes:Slow", params: {{seconds: {seconds}}}}}'
+    return sharded_chain(tmp_path / "slow.yaml", dataset, "slow", node, "{devices: 2, batch: 2, credit: 1}")
 
 
 def test_ctrl_c_stops_sending_lets_the_shards_finish_and_leaves_nothing(tmp_path, dataset):
